@@ -1,0 +1,1 @@
+"""Decode -> detect -> align -> quality -> embed -> score. Pure: no storage, no HTTP."""
