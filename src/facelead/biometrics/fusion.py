@@ -1,0 +1,61 @@
+"""Fused templates: several models' vectors in one, so a search is one inner product.
+
+Each member's L2-normalised vector is scaled by the square root of its weight
+and the pieces are concatenated. The inner product of two fused templates is
+then the weighted sum of the per-model cosine similarities, and with weights
+summing to one a fused template has unit norm. The member set and weights are
+named by a model id, recorded on every template and every search.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from facelead.biometrics.types import Vector
+from facelead.errors import ConfigurationError
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    model_id: str
+    members: tuple[tuple[str, float], ...]  # (embedder name, weight), weights sum to 1
+
+    def __post_init__(self) -> None:
+        total = sum(weight for _, weight in self.members)
+        if not self.members or any(w <= 0 for _, w in self.members) or abs(total - 1) > 1e-6:
+            raise ConfigurationError(
+                f"model {self.model_id}: weights must be positive and sum to 1"
+            )
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.members)
+
+
+def fuse(config: FusionConfig, vectors: dict[str, Vector]) -> Vector:
+    parts = [math.sqrt(weight) * vectors[name] for name, weight in config.members]
+    return np.concatenate(parts).astype(np.float32)
+
+
+MODEL_CONFIGS: dict[str, FusionConfig] = {
+    config.model_id: config
+    for config in (
+        FusionConfig("fusion-v1", (("sface", 0.5), ("dlib", 0.3), ("facenet", 0.2))),
+        FusionConfig("sface-v1", (("sface", 1.0),)),
+        FusionConfig("facenet-v1", (("facenet", 1.0),)),
+        FusionConfig("dlib-v1", (("dlib", 1.0),)),
+    )
+}
+
+
+def model_config(model_id: str) -> FusionConfig:
+    try:
+        return MODEL_CONFIGS[model_id]
+    except KeyError:
+        known = ", ".join(sorted(MODEL_CONFIGS))
+        raise ConfigurationError(
+            f"unknown model id {model_id!r}; known: {known}", code="unknown_model"
+        ) from None

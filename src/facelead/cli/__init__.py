@@ -1,0 +1,1 @@
+"""Command-line interface: parse, call a service, render. Nothing else."""

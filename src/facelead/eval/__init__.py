@@ -1,0 +1,1 @@
+"""Evaluation: accuracy, demographic-differential and speed measurements (pure, no I/O)."""

@@ -1,0 +1,74 @@
+"""What every use case needs, built once per process from the settings."""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+
+from facelead.biometrics.decode import DecodedImage, DecodeLimits, decode_image
+from facelead.biometrics.pipeline import FacePipeline
+from facelead.config import Settings
+from facelead.index.flat import FlatIndex
+from facelead.index.manager import load_or_rebuild
+from facelead.store import gallery as gallery_repo
+from facelead.store.db import Database
+from facelead.store.images import ImageStore
+
+
+class Services:
+    """Holds the database, image store, face pipeline and index cache.
+
+    Models load lazily: commands that never touch a face (stats, help, user
+    management) start instantly.
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self._index: FlatIndex | None = None
+        self._index_lock = threading.Lock()
+
+    @cached_property
+    def db(self) -> Database:
+        return Database(self.settings.effective_database_url)
+
+    @cached_property
+    def images(self) -> ImageStore:
+        return ImageStore(self.settings.images_dir)
+
+    @cached_property
+    def pipeline(self) -> FacePipeline:
+        return FacePipeline(self.settings.model_id)
+
+    @property
+    def limits(self) -> DecodeLimits:
+        return DecodeLimits(
+            max_bytes=self.settings.max_upload_bytes, max_pixels=self.settings.max_pixels
+        )
+
+    def decode(self, data: bytes) -> DecodedImage:
+        return decode_image(data, self.limits)
+
+    def initialise(self) -> None:
+        """Create the home folders and bring the database schema to head."""
+        for folder in (
+            self.settings.resolved_home,
+            self.settings.images_dir,
+            self.settings.index_dir,
+            self.settings.keys_dir,
+        ):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.db.upgrade()
+
+    def index(self) -> FlatIndex:
+        """The template index, rebuilt from the database whenever it is stale."""
+        model_id = self.settings.model_id
+        with self._index_lock, self.db.session() as session:
+            generation = gallery_repo.index_generation(session, model_id)
+            if self._index is None or self._index.generation != generation:
+                self._index = load_or_rebuild(
+                    self.settings.index_dir / model_id,
+                    model_id,
+                    generation,
+                    gallery_repo.iter_templates(session, model_id),
+                )
+            return self._index

@@ -1,0 +1,116 @@
+"""Enrolment of booking photos and gallery statistics."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from facelead.biometrics.select import face_for_enrolment
+from facelead.domain.gallery import BookingRef, EnrolmentResult, EnrolmentStatus, PhotoView
+from facelead.errors import FaceError, FaceLeadError, InputError
+from facelead.services.context import Services
+from facelead.store import gallery as repo
+
+
+def enroll_photo(services: Services, data: bytes, source: str, ref: BookingRef) -> EnrolmentResult:
+    """Enrol one booking photo, or raise a FaceLeadError and change nothing.
+
+    The same bytes enrolled twice change nothing (content address = dedup key).
+    A profile view is kept for examiners but gets no template: profile-to-
+    frontal scores are unreliable and would only add false candidates.
+    """
+    sha = hashlib.sha256(data).hexdigest()
+    with services.db.session() as session:
+        existing = repo.find_photo_by_sha(session, sha)
+        if existing is not None:
+            return EnrolmentResult(source, EnrolmentStatus.DUPLICATE, ref.subject_id, existing.id)
+    decoded = services.decode(data)
+    pipeline = services.pipeline
+    face = face_for_enrolment(pipeline.detect(decoded.pixels))
+    analysis = pipeline.analyse(decoded.pixels, face)
+    view = ref.view or _inferred_view(analysis.quality.measures, pipeline.floor.max_abs_yaw_deg)
+    if view is PhotoView.FRONTAL and not analysis.quality.acceptable:
+        raise FaceError(
+            f"face below the quality floor: {', '.join(analysis.quality.failures)}",
+            code="low_quality",
+            failures=list(analysis.quality.failures),
+            measures=analysis.quality.measures,
+        )
+    services.images.put(data)
+    with services.db.session() as session:
+        subject = repo.get_or_create_subject(session, ref.subject_id)
+        booking = repo.get_or_create_booking(
+            session, subject, ref.booking_number, ref.booking_date, ref.agency
+        )
+        photo = repo.add_photo(
+            session,
+            subject=subject,
+            booking=booking,
+            image_sha256=sha,
+            view=view.value,
+            width=int(decoded.pixels.shape[1]),
+            height=int(decoded.pixels.shape[0]),
+            face_box=list(face.box),
+            landmarks=face.landmarks.round(2).tolist(),
+            quality=analysis.quality.measures,
+            source_name=source[-255:],
+        )
+        if view is PhotoView.FRONTAL:
+            repo.add_template(session, photo, analysis.model_id, analysis.template)
+        photo_id = photo.id
+    status = (
+        EnrolmentStatus.ENROLLED
+        if view is PhotoView.FRONTAL
+        else EnrolmentStatus.STORED_NOT_SEARCHABLE
+    )
+    return EnrolmentResult(source, status, ref.subject_id, photo_id)
+
+
+def _inferred_view(measures: dict[str, float], max_yaw: float) -> PhotoView:
+    return PhotoView.PROFILE if abs(measures["yaw_deg"]) > max_yaw else PhotoView.FRONTAL
+
+
+def enroll_files(
+    services: Services,
+    paths: Iterable[Path],
+    refs: dict[Path, BookingRef] | None = None,
+    subject_id: str | None = None,
+    agency: str = "UNKNOWN",
+) -> Iterator[EnrolmentResult]:
+    """Enrol many files, one transaction each; a refusal is reported, not fatal."""
+    for path in paths:
+        ref = _ref_for(path, refs, subject_id, agency)
+        try:
+            data = path.read_bytes()
+            yield enroll_photo(services, data, str(path), ref)
+        except OSError as exc:
+            yield _refused(path, ref, InputError(f"cannot read: {exc.strerror}", code="unreadable"))
+        except FaceLeadError as exc:
+            yield _refused(path, ref, exc)
+
+
+def _ref_for(
+    path: Path, refs: dict[Path, BookingRef] | None, subject_id: str | None, agency: str
+) -> BookingRef:
+    if refs is not None:
+        ref = refs.get(path.resolve())
+        if ref is None:
+            raise InputError(f"{path} is not listed in the manifest", code="not_in_manifest")
+        return ref
+    subject = subject_id or path.stem
+    return BookingRef(subject_id=subject, booking_number=f"{subject}:{path.stem}", agency=agency)
+
+
+def _refused(path: Path, ref: BookingRef, exc: FaceLeadError) -> EnrolmentResult:
+    return EnrolmentResult(
+        str(path), EnrolmentStatus.REFUSED, ref.subject_id, code=exc.code, message=exc.message
+    )
+
+
+def gallery_stats(services: Services) -> dict[str, Any]:
+    with services.db.session() as session:
+        stats = repo.gallery_stats(session)
+    stats["model_id"] = services.settings.model_id
+    return stats
