@@ -73,9 +73,7 @@ def main() -> int:
     custom = os.environ.get("FACELEAD_DEMO_DATA")
     meds, lfw = SHARED / "meds", SHARED / "lfw"
     if not custom and not meds.is_dir():
-        print(
-            "No demo photos: set FACELEAD_DEMO_DATA=/path/to/photos and run make demo again."
-        )
+        print("No demo photos: set FACELEAD_DEMO_DATA=/path/to/photos and run make demo again.")
         return 1
     shutil.rmtree(HOME, ignore_errors=True)
     HOME.mkdir(parents=True)

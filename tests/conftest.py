@@ -68,3 +68,82 @@ def image_store(tmp_path: Path) -> ImageStore:
 
 
 # --- end store fixtures ---
+
+# --- face engine fixtures ---
+# Real models on real images from ../shared/data; skipped with a reason where absent.
+import re  # noqa: E402
+from collections import defaultdict  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+from facelead.config import Settings  # noqa: E402
+from facelead.domain.gallery import BookingRef  # noqa: E402
+from facelead.services.context import Services  # noqa: E402
+from facelead.services.gallery import enroll_files  # noqa: E402
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+MEDS_NAME = re.compile(r"S(\d+)-(\d+)-t10_(\d+)\.jpg$")
+
+
+def _require(path: Path) -> Path:
+    if not path.is_dir():
+        pytest.skip(f"reference face data not found at {path} (see ../shared/data/README.md)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def meds_dir() -> Path:
+    return _require(SHARED_DATA / "meds")
+
+
+@pytest.fixture(scope="session")
+def lfw_dir() -> Path:
+    return _require(SHARED_DATA / "lfw")
+
+
+def make_services(home: Path, database_url: str | None = None) -> Services:
+    services = Services(Settings(home=home, database_url=database_url))
+    services.initialise()
+    return services
+
+
+@dataclass(frozen=True)
+class MedsGallery:
+    services: Services
+    probes: list[tuple[Path, str]]  # held-out frontal photo of a later booking, subject
+    enrolled: dict[str, int]
+
+
+def meds_split(meds: Path) -> tuple[dict[Path, BookingRef], list[tuple[Path, str]]]:
+    """Gallery refs and held-out probes: the last booking's frontal of multi-booking subjects."""
+    rows: dict[str, list[tuple[Path, str, str]]] = defaultdict(list)
+    for path in sorted(meds.glob("*.jpg")):
+        match = MEDS_NAME.search(path.name)
+        assert match, path
+        subject, booking, record = match.groups()
+        rows[f"S{subject}"].append((path, f"S{subject}-{booking}", record))
+    refs: dict[Path, BookingRef] = {}
+    probes: list[tuple[Path, str]] = []
+    for subject, items in rows.items():
+        bookings = sorted({b for _, b, _ in items})
+        held = bookings[-1] if len(bookings) > 1 else None
+        for path, booking, record in items:
+            if booking == held:
+                if record == "01":
+                    probes.append((path, subject))
+                continue
+            refs[path.resolve()] = BookingRef(subject, booking, agency="MEDS")
+    return refs, probes
+
+
+@pytest.fixture(scope="session")
+def meds_gallery(meds_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> MedsGallery:
+    """MEDS booking photos enrolled once per session (SQLite), probes held out."""
+    services = make_services(tmp_path_factory.mktemp("meds-home"))
+    refs, probes = meds_split(meds_dir)
+    counts: dict[str, int] = defaultdict(int)
+    for result in enroll_files(services, sorted(refs), refs):
+        counts[result.status.value] += 1
+    return MedsGallery(services, probes, dict(counts))
+
+
+# --- end face engine fixtures ---

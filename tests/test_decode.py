@@ -289,7 +289,12 @@ def test_videos_are_refused(data: bytes) -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b"http://example.org/face.jpg", b"rtsp://10.0.0.5/stream1", b"  HTTPS://cam/live", b"rtmp://x"],
+    [
+        b"http://example.org/face.jpg",
+        b"rtsp://10.0.0.5/stream1",
+        b"  HTTPS://cam/live",
+        b"rtmp://x",
+    ],
 )
 def test_urls_are_refused(data: bytes) -> None:
     _refused(data, "url_not_allowed")
@@ -363,6 +368,18 @@ def test_header_bombs_in_every_format(data: bytes) -> None:
     _refused(data, "too_many_pixels")
 
 
+def test_pillow_bomb_error_is_mapped_when_limits_exceed_pillows() -> None:
+    generous = DecodeLimits(max_pixels=10**12, max_side=10**6)
+    _refused(_png_claiming(100_000, 100_000), "too_many_pixels", generous)
+
+
+def test_jpeg_with_padding_between_segments_decodes() -> None:
+    data = _save(_marked(), "JPEG", quality=95)
+    end_of_app0 = 4 + struct.unpack(">H", data[4:6])[0]
+    padded = data[:end_of_app0] + b"\x00\x00" + data[end_of_app0:]
+    assert decode_image(padded).pixels.shape == (20, 40, 3)
+
+
 def test_refuses_to_run_when_truncated_images_are_allowed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -415,6 +432,7 @@ _SEEDS = [
 ]
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns about broken TIFF tags
 @settings(max_examples=300, deadline=None)
 @given(
     seed=st.sampled_from(_SEEDS),

@@ -19,7 +19,8 @@ MODEL = "fusion-v1"
 
 def _unit(rng: np.random.Generator, n: int, d: int) -> NDArray[np.float32]:
     v = rng.standard_normal((n, d)).astype(np.float32)
-    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+    norms: NDArray[np.float32] = np.linalg.norm(v, axis=1, keepdims=True)
+    return (v / norms).astype(np.float32)
 
 
 def _reference(

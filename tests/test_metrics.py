@@ -442,3 +442,10 @@ def test_det_curve_monotone(ranks: list[int], top: list[float]) -> None:
     assert (np.diff(fpir_values) <= 0).all()
     assert (np.diff(fnir_values) >= 0).all()
     assert fpir_values[-1] == 0.0
+
+
+def test_estimated_fmr_is_exact_at_the_floor_point() -> None:
+    # 10 ** log10(1/15) != 1/15 in binary; the estimate at a measured point must be exact.
+    table = build_calibration([0.0] * 14 + [1.0], "m", points=20)
+    assert estimated_fmr(table, 1.0) == 1 / 15
+    assert estimated_fmr(table, 1.0) >= table.fmr_floor

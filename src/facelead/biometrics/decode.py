@@ -241,11 +241,18 @@ def _crc32(chunk: bytes) -> int:
 
 
 def _jpeg_header(data: bytes) -> tuple[int, int]:
-    """Size from the first SOF marker; SOS or EOI before it means a broken file."""
+    """Size from the first SOF marker; SOS or EOI before it means a broken file.
+
+    Stray bytes between segments are skipped, as libjpeg does, so real-world
+    camera files with padding are not refused.
+    """
     pos = 2
     while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
-            raise _corrupt("jpeg")
+        if data[pos] != 0xFF:  # stray padding between segments: libjpeg skips it too
+            pos = data.find(b"\xff", pos)
+            if pos < 0:
+                break
+            continue
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1

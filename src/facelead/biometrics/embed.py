@@ -8,6 +8,7 @@ similarity is a plain inner product.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
 import cv2
@@ -72,7 +73,7 @@ class SFaceEmbedder(_LazyModel):
     name = "sface"
     version = "2021dec"
     dim = 128
-    weights = (SFACE,)
+    weights: tuple[WeightFile, ...] = (SFACE,)
 
     def _build(self) -> Any:
         return cv2.FaceRecognizerSF.create(str(verified_path(SFACE)), "")
@@ -91,7 +92,7 @@ class FaceNetEmbedder(_LazyModel):
     name = "facenet"
     version = "20180402-114759"
     dim = 512
-    weights = (FACENET,)
+    weights: tuple[WeightFile, ...] = (FACENET,)
     margin = 0.25
 
     def _build(self) -> Any:
@@ -119,7 +120,7 @@ class DlibEmbedder(_LazyModel):
     name = "dlib"
     version = "resnet-v1"
     dim = 128
-    weights = (DLIB_RESNET, DLIB_SHAPE5)
+    weights: tuple[WeightFile, ...] = (DLIB_RESNET, DLIB_SHAPE5)
 
     def _build(self) -> Any:
         import dlib  # deferred: importing dlib costs time and memory
@@ -139,7 +140,7 @@ class DlibEmbedder(_LazyModel):
         return l2_normalise(np.array(descriptor))
 
 
-EMBEDDERS: dict[str, type[SFaceEmbedder] | type[FaceNetEmbedder] | type[DlibEmbedder]] = {
+EMBEDDERS: dict[str, Callable[[], Embedder]] = {
     "sface": SFaceEmbedder,
     "facenet": FaceNetEmbedder,
     "dlib": DlibEmbedder,

@@ -498,8 +498,14 @@ def estimated_fmr(table: CalibrationTable, score: float) -> float:
     s = _threshold(score)
     if fmr_is_upper_bound(table, s):
         return table.fmr_floor
-    log_fmr = np.log10(np.asarray(table.fmr, dtype=np.float64))
-    return float(10.0 ** np.interp(s, np.asarray(table.thresholds), log_fmr))
+    thresholds = np.asarray(table.thresholds, dtype=np.float64)
+    fmr = np.asarray(table.fmr, dtype=np.float64)
+    i = int(np.searchsorted(thresholds, s, side="right")) - 1
+    if i < 0 or thresholds[i] == s:  # below the table, or exactly on a measured point
+        return float(fmr[max(i, 0)])
+    estimate = float(10.0 ** np.interp(s, thresholds, np.log10(fmr)))
+    # 10 ** log10(x) can miss x by an ulp: keep the estimate inside its bracketing points.
+    return min(max(estimate, float(fmr[i + 1])), float(fmr[i]))
 
 
 def fmr_is_upper_bound(table: CalibrationTable, score: float) -> bool:
