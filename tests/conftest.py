@@ -76,6 +76,7 @@ from collections import defaultdict  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
 from facelead.config import Settings  # noqa: E402
+from facelead.domain.access import SYSTEM  # noqa: E402
 from facelead.domain.gallery import BookingRef  # noqa: E402
 from facelead.services.context import Services  # noqa: E402
 from facelead.services.gallery import enroll_files  # noqa: E402
@@ -141,7 +142,7 @@ def meds_gallery(meds_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Me
     services = make_services(tmp_path_factory.mktemp("meds-home"))
     refs, probes = meds_split(meds_dir)
     counts: dict[str, int] = defaultdict(int)
-    for result in enroll_files(services, sorted(refs), refs):
+    for result in enroll_files(services, SYSTEM, sorted(refs), refs):
         counts[result.status.value] += 1
     return MedsGallery(services, probes, dict(counts))
 

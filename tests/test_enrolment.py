@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from facelead.domain.access import SYSTEM
 from facelead.domain.gallery import BookingRef, EnrolmentStatus
 from facelead.errors import FaceError, FaceLeadError, ImageError
 from facelead.services.context import Services
@@ -36,22 +37,22 @@ def _rgb(path: Path) -> np.ndarray:
 
 
 def _assert_refused_unchanged(services: Services, data: bytes, code: str) -> None:
-    before = gallery_stats(services)
+    before = gallery_stats(services, SYSTEM)
     with pytest.raises(FaceLeadError) as info:
-        enroll_photo(services, data, "test", REF)
+        enroll_photo(services, SYSTEM, data, "test", REF)
     assert info.value.code == code
-    assert gallery_stats(services) == before
+    assert gallery_stats(services, SYSTEM) == before
     assert not services.images.exists(hashlib.sha256(data).hexdigest())
 
 
 def test_enrol_then_duplicate_changes_nothing(services: Services, meds_dir: Path) -> None:
     data = (meds_dir / "S001-01-t10_01.jpg").read_bytes()
-    first = enroll_photo(services, data, "a.jpg", REF)
+    first = enroll_photo(services, SYSTEM, data, "a.jpg", REF)
     assert first.status is EnrolmentStatus.ENROLLED
-    stats = gallery_stats(services)
-    again = enroll_photo(services, data, "b.jpg", BookingRef("S901", "S901-01"))
+    stats = gallery_stats(services, SYSTEM)
+    again = enroll_photo(services, SYSTEM, data, "b.jpg", BookingRef("S901", "S901-01"))
     assert again.status is EnrolmentStatus.DUPLICATE and again.photo_id == first.photo_id
-    assert gallery_stats(services) == stats
+    assert gallery_stats(services, SYSTEM) == stats
     assert stats["templates_by_model"] == {"fusion-v1": 1}
 
 
@@ -76,16 +77,18 @@ def test_refuses_undecodable_input(services: Services) -> None:
 
 
 def test_profile_view_is_stored_without_template(services: Services, meds_dir: Path) -> None:
-    result = enroll_photo(services, (meds_dir / "S027-01-t10_02.jpg").read_bytes(), "p", REF)
+    result = enroll_photo(
+        services, SYSTEM, (meds_dir / "S027-01-t10_02.jpg").read_bytes(), "p", REF
+    )
     assert result.status is EnrolmentStatus.STORED_NOT_SEARCHABLE
-    stats = gallery_stats(services)
+    stats = gallery_stats(services, SYSTEM)
     assert stats["photos_by_view"] == {"profile": 1}
     assert stats["templates_by_model"] == {}
 
 
 def test_probe_with_several_faces_needs_a_choice(services: Services, meds_dir: Path) -> None:
     a, b = _rgb(meds_dir / "S001-01-t10_01.jpg"), _rgb(meds_dir / "S002-01-t10_01.jpg")
-    enroll_photo(services, (meds_dir / "S002-01-t10_01.jpg").read_bytes(), "g", REF)
+    enroll_photo(services, SYSTEM, (meds_dir / "S002-01-t10_01.jpg").read_bytes(), "g", REF)
     probe = _jpeg(np.hstack([a, b]))
     with pytest.raises(FaceError) as info:
         search_probe(services, probe)

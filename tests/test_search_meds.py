@@ -7,6 +7,7 @@ import hashlib
 import pytest
 
 from facelead import DISCLAIMER
+from facelead.domain.access import SYSTEM
 from facelead.errors import FaceError, InputError
 from facelead.services.gallery import gallery_stats
 from facelead.services.search import search_probe
@@ -61,7 +62,7 @@ def test_default_k_is_20_and_bounded(meds_gallery: MedsGallery) -> None:
 def test_probe_is_never_enrolled(meds_gallery: MedsGallery) -> None:
     path, _ = meds_gallery.probes[2]
     data = path.read_bytes()
-    before = gallery_stats(meds_gallery.services)
+    before = gallery_stats(meds_gallery.services, SYSTEM)
     search_probe(meds_gallery.services, data)
-    assert gallery_stats(meds_gallery.services) == before
+    assert gallery_stats(meds_gallery.services, SYSTEM) == before
     assert not meds_gallery.services.images.exists(hashlib.sha256(data).hexdigest())

@@ -72,3 +72,29 @@ class ModelIntegrityError(FaceLeadError):
 class ConfigurationError(FaceLeadError):
     code = "configuration"
     http_status = 500
+
+
+class AuthenticationError(FaceLeadError):
+    """Who you are could not be established (bad password, token, TOTP code)."""
+
+    code = "unauthenticated"
+    http_status = 401
+
+
+class PermissionDenied(FaceLeadError):
+    """You are known, but your role, training or assignment does not allow this."""
+
+    code = "forbidden"
+    http_status = 403
+
+
+class PolicyRefusal(FaceLeadError):
+    """A search-request policy rule refused the request (purpose, provenance, source...)."""
+
+    code = "policy_refused"
+    http_status = 422
+
+
+class RateLimited(FaceLeadError):
+    code = "rate_limited"
+    http_status = 429

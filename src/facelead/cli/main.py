@@ -10,6 +10,7 @@ import typer
 from rich.progress import Progress
 
 from facelead.cli.output import banner, candidate_table, console, fail
+from facelead.domain.access import SYSTEM
 from facelead.domain.gallery import EnrolmentStatus, read_manifest
 from facelead.errors import FaceLeadError, InputError
 from facelead.services.context import Services
@@ -75,7 +76,7 @@ def enroll(
     refusals = []
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("Enrolling", total=len(files))
-        for result in enroll_files(svc, files, refs, subject, agency):
+        for result in enroll_files(svc, SYSTEM, files, refs, subject, agency):
             counts[result.status] = counts.get(result.status, 0) + 1
             if result.status is EnrolmentStatus.REFUSED:
                 refusals.append(result)
@@ -124,7 +125,7 @@ def stats() -> None:
     """Counts of subjects, bookings, photos and templates per model."""
     svc = services()
     svc.initialise()
-    console.print_json(json.dumps(gallery_stats(svc)))
+    console.print_json(json.dumps(gallery_stats(svc, SYSTEM)))
 
 
 def run() -> None:

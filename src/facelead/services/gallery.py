@@ -8,13 +8,17 @@ from pathlib import Path
 from typing import Any
 
 from facelead.biometrics.select import face_for_enrolment
+from facelead.domain.access import Action, Actor
 from facelead.domain.gallery import BookingRef, EnrolmentResult, EnrolmentStatus, PhotoView
 from facelead.errors import FaceError, FaceLeadError, InputError
 from facelead.services.context import Services
+from facelead.services.uow import Scope, perform
 from facelead.store import gallery as repo
 
 
-def enroll_photo(services: Services, data: bytes, source: str, ref: BookingRef) -> EnrolmentResult:
+def enroll_photo(
+    services: Services, actor: Actor, data: bytes, source: str, ref: BookingRef
+) -> EnrolmentResult:
     """Enrol one booking photo, or raise a FaceLeadError and change nothing.
 
     The same bytes enrolled twice change nothing (content address = dedup key).
@@ -22,10 +26,25 @@ def enroll_photo(services: Services, data: bytes, source: str, ref: BookingRef) 
     frontal scores are unreliable and would only add false candidates.
     """
     sha = hashlib.sha256(data).hexdigest()
-    with services.db.session() as session:
-        existing = repo.find_photo_by_sha(session, sha)
+    with perform(services, actor, Action.GALLERY_ENROL, object_type="photo") as scope:
+        scope.details.update(
+            source=Path(source).name,
+            subject_id=ref.subject_id,
+            booking=ref.booking_number,
+            image_sha256=sha,
+        )
+        existing = repo.find_photo_by_sha(scope.session, sha)
         if existing is not None:
+            scope.object_id, scope.details["status"] = str(existing.id), "duplicate"
             return EnrolmentResult(source, EnrolmentStatus.DUPLICATE, ref.subject_id, existing.id)
+        photo_id, status = _enrol_new(services, scope, data, source, ref)
+        scope.object_id, scope.details["status"] = str(photo_id), status.value
+    return EnrolmentResult(source, status, ref.subject_id, photo_id)
+
+
+def _enrol_new(
+    services: Services, scope: Scope, data: bytes, source: str, ref: BookingRef
+) -> tuple[int, EnrolmentStatus]:
     decoded = services.decode(data)
     pipeline = services.pipeline
     face = face_for_enrolment(pipeline.detect(decoded.pixels))
@@ -39,33 +58,28 @@ def enroll_photo(services: Services, data: bytes, source: str, ref: BookingRef) 
             measures=analysis.quality.measures,
         )
     services.images.put(data)
-    with services.db.session() as session:
-        subject = repo.get_or_create_subject(session, ref.subject_id)
-        booking = repo.get_or_create_booking(
-            session, subject, ref.booking_number, ref.booking_date, ref.agency
-        )
-        photo = repo.add_photo(
-            session,
-            subject=subject,
-            booking=booking,
-            image_sha256=sha,
-            view=view.value,
-            width=int(decoded.pixels.shape[1]),
-            height=int(decoded.pixels.shape[0]),
-            face_box=list(face.box),
-            landmarks=face.landmarks.round(2).tolist(),
-            quality=analysis.quality.measures,
-            source_name=source[-255:],
-        )
-        if view is PhotoView.FRONTAL:
-            repo.add_template(session, photo, analysis.model_id, analysis.template)
-        photo_id = photo.id
-    status = (
-        EnrolmentStatus.ENROLLED
-        if view is PhotoView.FRONTAL
-        else EnrolmentStatus.STORED_NOT_SEARCHABLE
+    session = scope.session
+    subject = repo.get_or_create_subject(session, ref.subject_id)
+    booking = repo.get_or_create_booking(
+        session, subject, ref.booking_number, ref.booking_date, ref.agency
     )
-    return EnrolmentResult(source, status, ref.subject_id, photo_id)
+    photo = repo.add_photo(
+        session,
+        subject=subject,
+        booking=booking,
+        image_sha256=decoded.sha256,
+        view=view.value,
+        width=int(decoded.pixels.shape[1]),
+        height=int(decoded.pixels.shape[0]),
+        face_box=list(face.box),
+        landmarks=face.landmarks.round(2).tolist(),
+        quality=analysis.quality.measures,
+        source_name=Path(source).name[-255:],
+    )
+    if view is PhotoView.FRONTAL:
+        repo.add_template(session, photo, analysis.model_id, analysis.template)
+        return photo.id, EnrolmentStatus.ENROLLED
+    return photo.id, EnrolmentStatus.STORED_NOT_SEARCHABLE
 
 
 def _inferred_view(measures: dict[str, float], max_yaw: float) -> PhotoView:
@@ -74,6 +88,7 @@ def _inferred_view(measures: dict[str, float], max_yaw: float) -> PhotoView:
 
 def enroll_files(
     services: Services,
+    actor: Actor,
     paths: Iterable[Path],
     refs: dict[Path, BookingRef] | None = None,
     subject_id: str | None = None,
@@ -84,7 +99,7 @@ def enroll_files(
         ref = _ref_for(path, refs, subject_id, agency)
         try:
             data = path.read_bytes()
-            yield enroll_photo(services, data, str(path), ref)
+            yield enroll_photo(services, actor, data, str(path), ref)
         except OSError as exc:
             yield _refused(path, ref, InputError(f"cannot read: {exc.strerror}", code="unreadable"))
         except FaceLeadError as exc:
@@ -109,8 +124,8 @@ def _refused(path: Path, ref: BookingRef, exc: FaceLeadError) -> EnrolmentResult
     )
 
 
-def gallery_stats(services: Services) -> dict[str, Any]:
-    with services.db.session() as session:
-        stats = repo.gallery_stats(session)
+def gallery_stats(services: Services, actor: Actor) -> dict[str, Any]:
+    with perform(services, actor, Action.GALLERY_READ, object_type="gallery") as scope:
+        stats = repo.gallery_stats(scope.session)
     stats["model_id"] = services.settings.model_id
     return stats
