@@ -23,19 +23,83 @@ class Role(StrEnum):
 
 
 class Action(StrEnum):
+    AUTH_LOGIN = "auth.login"
     GALLERY_ENROL = "gallery.enrol"
     GALLERY_READ = "gallery.read"
+    GALLERY_SEAL = "gallery.seal"
+    GALLERY_PURGE = "gallery.purge"
+    CASE_OPEN = "case.open"
+    CASE_CLOSE = "case.close"
+    CASE_READ = "case.read"
+    CASE_OUTCOME = "case.outcome"
+    CASE_DISCLOSE = "case.disclose"
     SEARCH_SUBMIT = "search.submit"
+    SEARCH_STATUS = "search.status"
+    SEARCH_QUALITY_OVERRIDE = "search.quality_override"
+    CANDIDATES_VIEW = "candidates.view"
+    REVIEW_QUEUE = "review.queue"
+    REVIEW_ASSIGN = "review.assign"
+    REVIEW_DISPOSE = "review.dispose"
+    REVIEW_VERIFY = "review.verify"
+    REVIEW_RESOLVE = "review.resolve"
+    LEAD_REPORT = "lead.report"
+    CORROBORATION_ADD = "corroboration.add"
+    USER_MANAGE = "user.manage"
+    USER_READ = "user.read"
+    TRAINING_CERTIFY = "training.certify"
+    AUDIT_READ = "audit.read"
+    AUDIT_VERIFY = "audit.verify"
+    AUDIT_CHECKPOINT = "audit.checkpoint"
+    AUDIT_EXPORT = "audit.export"
+    EVAL_RUN = "eval.run"
 
 
+_R = Role
+_ANY = frozenset(Role)
 PERMISSIONS: dict[Action, frozenset[Role]] = {
-    Action.GALLERY_ENROL: frozenset({Role.RECORDS, Role.ADMIN}),
-    Action.GALLERY_READ: frozenset({Role.RECORDS, Role.ADMIN, Role.SUPERVISOR, Role.AUDITOR}),
-    Action.SEARCH_SUBMIT: frozenset({Role.INVESTIGATOR, Role.EXAMINER}),
+    Action.AUTH_LOGIN: _ANY,
+    Action.GALLERY_ENROL: frozenset({_R.RECORDS, _R.ADMIN}),
+    Action.GALLERY_READ: frozenset({_R.RECORDS, _R.ADMIN, _R.SUPERVISOR, _R.AUDITOR}),
+    Action.GALLERY_SEAL: frozenset({_R.RECORDS}),
+    Action.GALLERY_PURGE: frozenset({_R.RECORDS, _R.ADMIN}),
+    Action.CASE_OPEN: frozenset({_R.INVESTIGATOR, _R.SUPERVISOR}),
+    Action.CASE_CLOSE: frozenset({_R.INVESTIGATOR, _R.SUPERVISOR}),
+    Action.CASE_READ: frozenset({_R.INVESTIGATOR, _R.EXAMINER, _R.SUPERVISOR, _R.AUDITOR}),
+    Action.CASE_OUTCOME: frozenset({_R.INVESTIGATOR, _R.SUPERVISOR}),
+    Action.CASE_DISCLOSE: frozenset({_R.SUPERVISOR}),
+    Action.SEARCH_SUBMIT: frozenset({_R.INVESTIGATOR}),
+    Action.SEARCH_STATUS: frozenset({_R.INVESTIGATOR, _R.EXAMINER, _R.SUPERVISOR, _R.AUDITOR}),
+    Action.SEARCH_QUALITY_OVERRIDE: frozenset({_R.SUPERVISOR}),
+    Action.CANDIDATES_VIEW: frozenset({_R.EXAMINER}),
+    Action.REVIEW_QUEUE: frozenset({_R.EXAMINER, _R.SUPERVISOR}),
+    Action.REVIEW_ASSIGN: frozenset({_R.EXAMINER, _R.SUPERVISOR}),
+    Action.REVIEW_DISPOSE: frozenset({_R.EXAMINER}),
+    Action.REVIEW_VERIFY: frozenset({_R.EXAMINER}),
+    Action.REVIEW_RESOLVE: frozenset({_R.SUPERVISOR}),
+    Action.LEAD_REPORT: frozenset({_R.INVESTIGATOR, _R.EXAMINER, _R.SUPERVISOR}),
+    Action.CORROBORATION_ADD: frozenset({_R.INVESTIGATOR}),
+    Action.USER_MANAGE: frozenset({_R.ADMIN}),
+    Action.USER_READ: frozenset({_R.ADMIN, _R.AUDITOR, _R.SUPERVISOR}),
+    Action.TRAINING_CERTIFY: frozenset({_R.ADMIN}),
+    Action.AUDIT_READ: frozenset({_R.AUDITOR, _R.SUPERVISOR}),
+    Action.AUDIT_VERIFY: frozenset({_R.AUDITOR, _R.SUPERVISOR}),
+    Action.AUDIT_CHECKPOINT: frozenset({_R.AUDITOR, _R.ADMIN}),
+    Action.AUDIT_EXPORT: frozenset({_R.AUDITOR}),
+    Action.EVAL_RUN: frozenset({_R.ADMIN, _R.SUPERVISOR, _R.AUDITOR}),
 }
 
-NEEDS_TRAINING: frozenset[Action] = frozenset({Action.SEARCH_SUBMIT})
-"""Actions that require a current training certification."""
+NEEDS_TRAINING: frozenset[Action] = frozenset(
+    {
+        Action.SEARCH_SUBMIT,
+        Action.SEARCH_QUALITY_OVERRIDE,
+        Action.CANDIDATES_VIEW,
+        Action.REVIEW_ASSIGN,
+        Action.REVIEW_DISPOSE,
+        Action.REVIEW_VERIFY,
+        Action.REVIEW_RESOLVE,
+    }
+)
+"""Actions that require a current training certification (searching and reviewing)."""
 
 
 @dataclass(frozen=True)

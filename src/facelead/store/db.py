@@ -66,8 +66,8 @@ class Database:
         cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
         return cfg
 
-    def upgrade(self, revision: str = "head") -> None:
-        """Bring the schema to ``revision`` (head by default) in one transaction."""
+    def upgrade(self, revision: str = "heads") -> None:
+        """Bring the schema to ``revision`` (all heads by default) in one transaction."""
         cfg = self.alembic_config()
         with self.engine.begin() as connection:
             cfg.attributes["connection"] = connection
