@@ -22,11 +22,62 @@ MEDS_NAME = re.compile(r"S(\d+)-(\d+)-t10_(\d+)\.jpg$")
 BIN = Path(sys.executable).parent
 
 
-def facelead(*args: str) -> None:
+AUTH_ENV = ("FACELEAD_USER", "FACELEAD_PASSWORD", "FACELEAD_TOTP", "FACELEAD_TOKEN")
+AS_USER: dict[str, str] = {}  # credentials of the user the demo acts as (set_up_users)
+AS_ADMIN: dict[str, str] = {}  # the demo admin's token, for adding more demo users
+
+
+def facelead(*args: str, capture: bool = False, **env: str) -> str:
+    """Run one command as the current demo user; ``capture`` also returns its output."""
     print(f"\n$ facelead {' '.join(args)}", flush=True)
-    subprocess.run(
-        [str(BIN / "facelead"), *args], check=False, env={**os.environ, "FACELEAD_HOME": str(HOME)}
+    base = {k: v for k, v in os.environ.items() if k not in AUTH_ENV}
+    result = subprocess.run(
+        [str(BIN / "facelead"), *args],
+        check=False,
+        capture_output=capture,
+        text=True,
+        env={**base, "FACELEAD_HOME": str(HOME), **AS_USER, **env},
     )
+    if capture:
+        print(result.stdout, end="", flush=True)
+        print(result.stderr, end="", file=sys.stderr, flush=True)
+    return result.stdout or ""
+
+
+def _printed(pattern: str, output: str) -> str:
+    match = re.search(pattern, output, re.M)
+    if match is None:
+        raise SystemExit(f"demo set-up failed: no {pattern!r} in the output above")
+    return match[1]
+
+
+def set_up_users() -> None:
+    """Install with an admin, who adds a records-bureau clerk; the demo then acts as the clerk.
+
+    The admin logs in once with password + TOTP, as a person would, and issues
+    itself a one-day API token for the next steps (a TOTP code is accepted only
+    once, so scripts use tokens).
+    """
+    import pyotp
+
+    admin_password = os.environ.get("FACELEAD_ADMIN_PASSWORD", "demo installer passphrase")
+    installed = facelead(
+        "init", "--agency", "DEMO", "--agency-name", "FaceLead demo agency",
+        capture=True, FACELEAD_ADMIN_PASSWORD=admin_password,
+    )  # fmt: skip
+    code = pyotp.TOTP(_printed(r"^TOTP secret: (\S+)$", installed)).now()
+    issued = facelead(
+        "user", "token", "issue", "admin", "--days", "1", "--label", "demo",
+        capture=True, FACELEAD_USER="admin", FACELEAD_PASSWORD=admin_password, FACELEAD_TOTP=code,
+    )  # fmt: skip
+    admin = AS_ADMIN
+    admin["FACELEAD_TOKEN"] = _printed(r"^FACELEAD_TOKEN=(\S+)$", issued)
+    facelead(
+        "user", "add", "clerk", "--role", "records", "--agency", "DEMO",
+        FACELEAD_NEW_PASSWORD="demo records bureau passphrase", **admin,
+    )  # fmt: skip
+    issued = facelead("user", "token", "issue", "clerk", "--days", "1", capture=True, **admin)
+    AS_USER["FACELEAD_TOKEN"] = _printed(r"^FACELEAD_TOKEN=(\S+)$", issued)
 
 
 def meds_split(meds: Path) -> tuple[list[tuple[Path, str, str]], list[tuple[Path, str]]]:
@@ -77,7 +128,7 @@ def main() -> int:
         return 1
     shutil.rmtree(HOME, ignore_errors=True)
     HOME.mkdir(parents=True)
-    facelead("init")
+    set_up_users()
     if custom:
         facelead("enroll", custom)
         facelead("gallery", "stats")
@@ -96,24 +147,58 @@ def main() -> int:
             "enroll", "--manifest", str(write_manifest(rows, "LFW")), *[str(p) for p, _, _ in rows]
         )
     facelead("gallery", "stats")
-    for path, subject in probes[:2]:
-        print(f"\nProbe {path.name}: a later booking of {subject}, never enrolled.")
-        facelead("search", str(path), "--top", "5")
+    demo_searches(probes[:2])
     return summary(probes)
 
 
+def demo_searches(probes: list[tuple[Path, str]]) -> None:
+    """Two searches the policy-enforced way: the requester gets a receipt, the examiner a list.
+
+    Runs in-process with demo actors; ``facelead search PROBE --case ...`` is the
+    same call for an authenticated investigator.
+    """
+    import datetime as dt
+
+    os.environ["FACELEAD_HOME"] = str(HOME)
+    from facelead.cli.output import candidate_table, console
+    from facelead.domain.access import Actor, Role
+    from facelead.domain.search import ProbeProvenance, SearchRequest
+    from facelead.services.cases import open_case
+    from facelead.services.context import Services
+    from facelead.services.search import assign_examiner, submit_search, view_candidates
+
+    services = Services()
+    until = dt.date.today() + dt.timedelta(days=365)
+    investigator = Actor(None, "demo-investigator", frozenset({Role.INVESTIGATOR}), "DEMO", until)
+    examiner = Actor(None, "demo-examiner", frozenset({Role.EXAMINER}), "DEMO", until)
+    case = open_case(services, investigator, "DEMO-0001", "robbery").number
+    request = SearchRequest(
+        "criminal-investigation",
+        "Robbery suspect photographed at a later booking (demo)",
+        ProbeProvenance("digital-photo", "held-out MEDS booking photo", "records bureau"),
+        top_k=5,
+    )
+    for path, subject in probes:
+        print(f"\nProbe {path.name}: a later booking of {subject}, never enrolled.")
+        receipt = submit_search(services, investigator, case, path.read_bytes(), request)
+        print(f"requester sees: search {receipt.search_id}: {receipt.status.value}, no candidates")
+        assign_examiner(services, examiner, receipt.search_id, examiner.username)
+        print(f"assigned examiner {examiner.username} sees:")
+        console.print(candidate_table(view_candidates(services, examiner, receipt.search_id)))
+
+
 def summary(probes: list[tuple[Path, str]]) -> int:
-    """Rank of the true mate for every held-out probe, through the service layer."""
+    """Rank of the true mate for every held-out probe (engine only: no case, no audit)."""
     os.environ["FACELEAD_HOME"] = str(HOME)
     from facelead.errors import FaceLeadError
     from facelead.services.context import Services
-    from facelead.services.search import search_probe
+    from facelead.services.search import _search_gallery
 
     services = Services()
     ranks = []
     for path, subject in probes:
         try:
-            result = search_probe(services, path.read_bytes(), top_k=20)
+            result = _search_gallery(services, path.read_bytes(), top_k=20)
         except FaceLeadError as exc:
             print(f"{path.name}: refused [{exc.code}] {exc.message}")
             continue

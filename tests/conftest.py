@@ -148,3 +148,130 @@ def meds_gallery(meds_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Me
 
 
 # --- end face engine fixtures ---
+
+# --- identity fixtures ---
+# Real accounts in real databases: an installed admin, users per role, TOTP codes
+# computed for an explicit time (tests inject the clock instead of sleeping).
+import datetime as dt  # noqa: E402
+
+from facelead.domain.access import Actor  # noqa: E402
+from facelead.domain.identity import totp_code  # noqa: E402
+from facelead.services import identity as identity_service  # noqa: E402
+from facelead.store.models import utcnow  # noqa: E402
+
+ADMIN_PASSWORD = "installer passphrase for tests"
+USER_PASSWORD = "a user passphrase for tests"
+
+
+@dataclass
+class Installed:
+    """A FaceLead home with its first admin logged in; secrets kept for later logins."""
+
+    services: Services
+    admin: Actor
+    secrets: dict[str, str]
+
+    def add(self, username: str, *roles: str, certified_until: dt.date | None = None) -> None:
+        enrolment = identity_service.add_user(
+            self.services, self.admin, username, USER_PASSWORD, roles, "LACRIS"
+        )
+        self.secrets[username] = enrolment.totp_secret
+        if certified_until is not None:
+            identity_service.certify_user(self.services, self.admin, username, certified_until)
+
+    def login(self, username: str, now: dt.datetime | None = None, **kw: str) -> Actor:
+        """Log in with the right password and the TOTP code of ``now``, unless overridden."""
+        now = now or utcnow()
+        password = kw.get("password", ADMIN_PASSWORD if username == "admin" else USER_PASSWORD)
+        code = kw["code"] if "code" in kw else totp_code(self.secrets[username], now)
+        return identity_service.login(self.services, username, password, code, "test", now=now)
+
+
+def install(home: Path, database_url: str | None = None) -> Installed:
+    services = make_services(home, database_url)
+    enrolment = identity_service.create_first_admin(
+        services, "admin", ADMIN_PASSWORD, agency="LACRIS", agency_name="LA County"
+    )
+    installed = Installed(services, SYSTEM, {"admin": enrolment.totp_secret})
+    installed.admin = installed.login("admin")
+    return installed
+
+
+@pytest.fixture
+def installed(tmp_path: Path, database_url: str) -> Iterator[Installed]:
+    """An installed home on each database backend."""
+    result = install(tmp_path / "home", database_url)
+    yield result
+    result.services.db.dispose()
+
+
+def provision_token(home: Path, username: str, *roles: str) -> str:
+    """Install ``home`` (SQLite) if new and add a user with ``roles``; returns their API token."""
+    services = make_services(home)
+    if identity_service.needs_first_admin(services):
+        identity_service.create_first_admin(
+            services, "admin", ADMIN_PASSWORD, agency="LACRIS", agency_name="LA County"
+        )
+    identity_service.add_user(services, SYSTEM, username, USER_PASSWORD, roles, "LACRIS")
+    token = identity_service.issue_token(services, SYSTEM, username, days=1).token
+    services.db.dispose()
+    return token
+
+
+# --- end identity fixtures ---
+
+# --- audit fixtures ---
+# Real databases. Tampering tests drop the append-only triggers first, as an
+# administrator with database access could; the hash chain must still catch them.
+from facelead.audit import log as audit_log  # noqa: E402
+from facelead.audit.chain import AuditRecord  # noqa: E402
+from facelead.domain.access import Role  # noqa: E402
+from facelead.services import audit as audit_service  # noqa: E402
+from facelead.store.audit_models import AuditEvent, AuditHead  # noqa: E402
+
+AUDIT_TRIGGERS = {
+    "audit_events_no_update": "audit_events",
+    "audit_events_no_delete": "audit_events",
+    "audit_checkpoints_no_update": "audit_checkpoints",
+    "audit_checkpoints_no_delete": "audit_checkpoints",
+    "audit_head_forward": "audit_head",
+}
+
+
+def drop_audit_guards(db: Database) -> None:
+    """What an administrator does before editing the log by hand."""
+    with db.engine.begin() as conn:
+        for trigger, table in AUDIT_TRIGGERS.items():
+            on = f" ON {table}" if not db.is_sqlite else ""
+            conn.execute(sa.text(f"DROP TRIGGER IF EXISTS {trigger}{on}"))
+        if db.is_sqlite:
+            conn.execute(sa.text("DROP TRIGGER IF EXISTS audit_head_no_delete"))
+
+
+def audit_actor(*roles: Role, name: str = "audra", agency: str = "LACRIS") -> Actor:
+    """A person holding ``roles``; the permission matrix is what is under test."""
+    return Actor(user_id=None, username=name, roles=frozenset(roles), agency=agency)
+
+
+def load_audit_records(db: Database, records: list[AuditRecord]) -> None:
+    """Restore a generated, correctly chained log into an empty database (bulk, fast)."""
+    drop_audit_guards(db)
+    rows = [{**r.as_dict(), "ts": r.when} for r in records]
+    with db.session() as session:
+        for start in range(0, len(rows), 1000):
+            session.execute(sa.insert(AuditEvent), rows[start : start + 1000])
+        last = records[-1]
+        session.execute(sa.update(AuditHead).values(seq=last.seq, hash=last.hash))
+
+
+@pytest.fixture
+def audit_services(tmp_path: Path, database_url: str) -> Iterator[Services]:
+    """A deployment on each backend signing a checkpoint every 10 events."""
+    services = make_services(tmp_path / "home", database_url)
+    audit_service.attach(services, every=10)
+    yield services
+    audit_log.configure_checkpoints(services.settings.effective_database_url, None)
+    services.db.dispose()
+
+
+# --- end audit fixtures ---

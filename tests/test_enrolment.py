@@ -14,7 +14,7 @@ from facelead.domain.gallery import BookingRef, EnrolmentStatus
 from facelead.errors import FaceError, FaceLeadError, ImageError
 from facelead.services.context import Services
 from facelead.services.gallery import enroll_photo, gallery_stats
-from facelead.services.search import search_probe
+from facelead.services.search import _search_gallery
 from tests.conftest import make_services
 
 pytestmark = pytest.mark.models
@@ -91,16 +91,16 @@ def test_probe_with_several_faces_needs_a_choice(services: Services, meds_dir: P
     enroll_photo(services, SYSTEM, (meds_dir / "S002-01-t10_01.jpg").read_bytes(), "g", REF)
     probe = _jpeg(np.hstack([a, b]))
     with pytest.raises(FaceError) as info:
-        search_probe(services, probe)
+        _search_gallery(services, probe)
     assert info.value.code == "face_choice_required"
     assert len(info.value.details["faces"]) == 2
     with pytest.raises(FaceError) as out_of_range:
-        search_probe(services, probe, face_index=2)
+        _search_gallery(services, probe, face_index=2)
     assert out_of_range.value.code == "face_index_out_of_range"
-    scores = [search_probe(services, probe, face_index=i).candidates[0].score for i in (0, 1)]
+    scores = [_search_gallery(services, probe, face_index=i).candidates[0].score for i in (0, 1)]
     assert max(scores) > 0.9 > min(scores)  # only S002's face is its own booking photo
 
 
 def test_refused_image_errors_are_typed(services: Services) -> None:
     with pytest.raises(ImageError):
-        search_probe(services, b"GIF89a" + b"\0" * 20)
+        _search_gallery(services, b"GIF89a" + b"\0" * 20)

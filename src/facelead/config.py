@@ -24,6 +24,68 @@ class Settings(BaseSettings):
     max_top_k: int = 50
     max_upload_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 40_000_000
+    # Identity (docs/policy.md "Identity and access"; CJIS advanced authentication).
+    password_min_length: int = 12
+    lockout_max_failures: int = 5
+    lockout_minutes: int = 30
+    token_default_days: int = 30
+    token_max_days: int = 90
+    # Search request policy (docs/policy.md). Names compare lower-case-hyphenated.
+    search_purposes: list[str] = Field(
+        default_factory=lambda: [
+            "criminal-investigation",
+            "imminent-threat-to-life",
+            "identify-deceased-or-incapacitated",
+            "at-risk-or-missing-person",
+        ]
+    )
+    offence_categories: list[str] = Field(
+        default_factory=lambda: [
+            "homicide",
+            "robbery",
+            "assault",
+            "sexual-assault",
+            "kidnapping",
+            "human-trafficking",
+            "burglary",
+            "theft",
+            "fraud",
+            "identity-theft",
+            "arson",
+            "weapons",
+            "narcotics",
+            "missing-person",
+            "death-investigation",
+            "other-felony",
+        ]
+    )
+    probe_sources: list[str] = Field(
+        default_factory=lambda: [
+            "digital-photo",
+            "phone-photo",
+            "cctv-still",
+            "atm-still",
+            "social-media",
+            "witness-photo",
+            "crime-scene-photo",
+            "identity-document",
+        ]
+    )
+    probe_edits: list[str] = Field(
+        default_factory=lambda: [
+            "crop",
+            "rotate",
+            "resize",
+            "brightness",
+            "contrast",
+            "colour-balance",
+            "gamma",
+            "greyscale",
+        ]
+    )
+    min_justification_chars: int = 20
+    daily_search_limit: int = 25
+    quality_override_valid_days: int = 7
 
     @cached_property
     def resolved_home(self) -> Path:
@@ -47,3 +109,8 @@ class Settings(BaseSettings):
     @property
     def keys_dir(self) -> Path:
         return self.resolved_home / "keys"
+
+    @property
+    def probes_dir(self) -> Path:
+        """Probe images: a separate content-addressed area, never the gallery."""
+        return self.resolved_home / "probes"

@@ -70,3 +70,40 @@ def margin_crop(image: RGBImage, face: Face, size: int, margin: float) -> RGBIma
     """
     template = (ARCFACE_112 - 56.0) / (1.0 + margin) * (size / 112.0) + size / 2.0
     return warp_to_template(image, face, template, size)
+
+
+ARCFACE_EYE_MID = ARCFACE_112[:2].mean(axis=0)
+ARCFACE_EYE_DISTANCE = float(np.linalg.norm(ARCFACE_112[1] - ARCFACE_112[0]))
+
+
+def eye_crop(
+    image: RGBImage, face: Face, size: int, eye_distance: float, eye_y: float
+) -> RGBImage:
+    """Five-point crop placing the eyes ``eye_distance`` px apart at height ``eye_y``.
+
+    The ArcFace template is scaled about its eye midpoint, so the relative
+    position of eyes, nose and mouth stays the canonical one; only the zoom and
+    the vertical placement change. This is how a crop geometry learnt from
+    another detector (MTCNN for FaceNet) is reproduced from YuNet landmarks.
+    """
+    zoom = eye_distance / ARCFACE_EYE_DISTANCE
+    template = (ARCFACE_112 - ARCFACE_EYE_MID) * zoom + np.array([size / 2.0, eye_y])
+    return warp_to_template(image, face, template, size)
+
+
+def dlib_detector_box(face: Face) -> tuple[float, float, float, float]:
+    """YuNet's box re-expressed in the convention of dlib's HOG face detector.
+
+    dlib's 5-point shape predictor was trained on boxes from dlib's own HOG
+    detector: square, tighter at the forehead and lower at the chin. YuNet's
+    box is taller than wide (forehead to chin). On 298 LFW images where both
+    found the face, the HOG box was square with side 1.136 x YuNet's width and
+    centred 0.027 w left of and 0.039 h below YuNet's centre (medians); feeding
+    the predictor a box of its own convention makes its landmarks, and so the
+    150 px chip, the ones the recogniser was trained with.
+    """
+    x, y, w, h = face.box
+    side = 1.136 * w
+    cx = x + w / 2.0 - 0.027 * w
+    cy = y + h / 2.0 + 0.039 * h
+    return (cx - side / 2.0, cy - side / 2.0, side, side)

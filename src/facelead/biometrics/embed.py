@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Protocol
 import cv2
 import numpy as np
 
-from facelead.biometrics.align import arcface_crop, margin_crop
+from facelead.biometrics.align import arcface_crop, dlib_detector_box, eye_crop, margin_crop
 from facelead.biometrics.types import Face, RGBImage, Vector
 from facelead.biometrics.weights import (
     DLIB_RESNET,
@@ -54,11 +54,15 @@ class _LazyModel:
     _lock: ClassVar[threading.Lock] = threading.Lock()
     name: str
 
+    weights: tuple[WeightFile, ...]
+
     def _model(self) -> Any:
+        """Keyed by weight files, so every variant of one network shares one copy."""
+        key = "+".join(weight.relpath for weight in self.weights)
         with self._lock:
-            if self.name not in self._cache:
-                self._cache[self.name] = (self._build(), threading.Lock())
-            return self._cache[self.name]
+            if key not in self._cache:
+                self._cache[key] = (self._build(), threading.Lock())
+            return self._cache[key]
 
     def _build(self) -> Any:
         raise NotImplementedError
@@ -78,12 +82,26 @@ class SFaceEmbedder(_LazyModel):
     def _build(self) -> Any:
         return cv2.FaceRecognizerSF.create(str(verified_path(SFACE)), "")
 
+    flip = False
+
     def embed(self, image: RGBImage, face: Face) -> Vector:
         model, lock = self._model()
         crop = cv2.cvtColor(arcface_crop(image, face), cv2.COLOR_RGB2BGR)
+        crops = [crop, np.ascontiguousarray(crop[:, ::-1])] if self.flip else [crop]
         with lock:
-            feature = model.feature(crop)
-        return l2_normalise(feature)
+            features = [l2_normalise(model.feature(c)) for c in crops]
+        return l2_normalise(np.sum(features, axis=0))
+
+
+class SFaceFlipEmbedder(SFaceEmbedder):
+    """SFace with flip test-time augmentation: the mean of the crop's and its mirror's
+    normalised features. A face is nearly symmetric, so the mirror is a second view
+    of the same person; averaging cancels some pose and lighting asymmetry.
+    """
+
+    name = "sface-flip"
+    version = "2021dec+flip1"
+    flip = True
 
 
 class FaceNetEmbedder(_LazyModel):
@@ -94,20 +112,54 @@ class FaceNetEmbedder(_LazyModel):
     dim = 512
     weights: tuple[WeightFile, ...] = (FACENET,)
     margin = 0.25
+    flip = False
 
     def _build(self) -> Any:
         return cv2.dnn.readNetFromTensorflow(str(verified_path(FACENET)))
 
+    def crop(self, image: RGBImage, face: Face) -> RGBImage:
+        return margin_crop(image, face, 160, self.margin)
+
+    def standardise(self, crop: np.ndarray) -> np.ndarray:
+        """FaceNet's "prewhiten": per-image standardisation (the 2017 models' input)."""
+        std = max(float(crop.std()), 1.0 / np.sqrt(crop.size))
+        return (crop - crop.mean()) / std
+
     def embed(self, image: RGBImage, face: Face) -> Vector:
         model, lock = self._model()
-        crop = margin_crop(image, face, 160, self.margin).astype(np.float32)
-        # FaceNet's "prewhiten": per-image standardisation, as in training.
-        std = max(float(crop.std()), 1.0 / np.sqrt(crop.size))
-        blob = ((crop - crop.mean()) / std).transpose(2, 0, 1)[np.newaxis]
-        with lock:
-            model.setInput(np.ascontiguousarray(blob, dtype=np.float32))
-            output = model.forward()
-        return l2_normalise(output)
+        crop = self.crop(image, face).astype(np.float32)
+        views = [crop, crop[:, ::-1]] if self.flip else [crop]
+        outputs = []
+        with lock:  # one view per forward pass: the graph's batch size is fixed at 1
+            for view in views:
+                blob = self.standardise(view).transpose(2, 0, 1)[np.newaxis]
+                model.setInput(np.ascontiguousarray(blob, dtype=np.float32))
+                outputs.append(l2_normalise(model.forward()))
+        return l2_normalise(np.sum(outputs, axis=0))
+
+
+class FaceNetV2Embedder(FaceNetEmbedder):
+    """FaceNet as its authors validated the 20180402 model on LFW.
+
+    * Fixed standardisation (x - 127.5) / 128: the 20180402 models were trained
+      with it (``--use_fixed_image_standardization``), not with prewhitening.
+    * MTCNN-like geometry: a face box plus a 32 px margin on a 250 px LFW image,
+      resized to 160, puts the eyes about 51 px apart at y = 56; the v1 crop
+      (eyes 40 px apart at y = 75) showed a smaller, lower face than in training.
+    * Flipped-image averaging (``--use_flipped_images`` in the authors' script).
+    """
+
+    name = "facenet-v2"
+    version = "20180402-114759+fixedstd+eyes51y56+flip1"
+    flip = True
+    eye_distance = 51.0
+    eye_y = 56.0
+
+    def crop(self, image: RGBImage, face: Face) -> RGBImage:
+        return eye_crop(image, face, 160, self.eye_distance, self.eye_y)
+
+    def standardise(self, crop: np.ndarray) -> np.ndarray:
+        return (crop - 127.5) / 128.0
 
 
 class DlibEmbedder(_LazyModel):
@@ -129,19 +181,44 @@ class DlibEmbedder(_LazyModel):
         net = dlib.face_recognition_model_v1(str(verified_path(DLIB_RESNET)))
         return (dlib, shape, net)
 
+    flip = False
+
+    def box(self, face: Face) -> tuple[float, float, float, float]:
+        return face.box
+
     def embed(self, image: RGBImage, face: Face) -> Vector:
         (dlib, shape, net), lock = self._model()
-        x, y, w, h = face.box
+        x, y, w, h = self.box(face)
         rect = dlib.rectangle(round(x), round(y), round(x + w), round(y + h))
         with lock:
             landmarks = shape(image, rect)
             chip = dlib.get_face_chip(image, landmarks, size=150, padding=0.25)
-            descriptor = net.compute_face_descriptor(chip)
-        return l2_normalise(np.array(descriptor))
+            chips = [chip, np.ascontiguousarray(chip[:, ::-1])] if self.flip else [chip]
+            descriptors = net.compute_face_descriptor(chips)
+        return l2_normalise(np.sum([l2_normalise(np.array(d)) for d in descriptors], axis=0))
+
+
+class DlibV2Embedder(DlibEmbedder):
+    """dlib with the box convention its shape predictor was trained on, and flip TTA.
+
+    See :func:`facelead.biometrics.align.dlib_detector_box`: YuNet's tall box made
+    the 5-point predictor place its landmarks, and so the chip, off its training
+    geometry.
+    """
+
+    name = "dlib-v2"
+    version = "resnet-v1+hogbox1+flip1"
+    flip = True
+
+    def box(self, face: Face) -> tuple[float, float, float, float]:
+        return dlib_detector_box(face)
 
 
 EMBEDDERS: dict[str, Callable[[], Embedder]] = {
     "sface": SFaceEmbedder,
     "facenet": FaceNetEmbedder,
     "dlib": DlibEmbedder,
+    "sface-flip": SFaceFlipEmbedder,
+    "facenet-v2": FaceNetV2Embedder,
+    "dlib-v2": DlibV2Embedder,
 }

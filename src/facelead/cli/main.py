@@ -9,13 +9,17 @@ from typing import Annotated
 import typer
 from rich.progress import Progress
 
-from facelead.cli.output import banner, candidate_table, console, fail
-from facelead.domain.access import SYSTEM
+from facelead.cli.audit import audit_app
+from facelead.cli.auth import UserOption, current_actor
+from facelead.cli.cases import case_app
+from facelead.cli.output import banner, console, fail
+from facelead.cli.users import first_admin, users_app
 from facelead.domain.gallery import EnrolmentStatus, read_manifest
+from facelead.domain.search import ProbeProvenance, SearchRequest
 from facelead.errors import FaceLeadError, InputError
 from facelead.services.context import Services
 from facelead.services.gallery import enroll_files, gallery_stats
-from facelead.services.search import search_probe
+from facelead.services.search import submit_search
 
 app = typer.Typer(
     help="FaceLead: face search for investigative leads. A result is never an identification.",
@@ -26,6 +30,9 @@ gallery_app = typer.Typer(
     help="Inspect the gallery of enrolled booking photos.", no_args_is_help=True
 )
 app.add_typer(gallery_app, name="gallery")
+app.add_typer(users_app, name="user")
+app.add_typer(case_app, name="case")
+app.add_typer(audit_app, name="audit")
 
 MAX_REFUSALS_SHOWN = 10
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -36,11 +43,24 @@ def services() -> Services:
 
 
 @app.command()
-def init() -> None:
-    """Create the data folder (FACELEAD_HOME) and the database schema."""
+def init(
+    admin_user: Annotated[
+        str, typer.Option(help="Username of the first administrator (fresh install only).")
+    ] = "admin",
+    agency: Annotated[str, typer.Option(help="Code of the installing agency.")] = "LOCAL",
+    agency_name: Annotated[
+        str, typer.Option(help="Full name of the installing agency.")
+    ] = "Local agency",
+) -> None:
+    """Create the data folder (FACELEAD_HOME), the database schema and the first admin.
+
+    The admin's password comes from FACELEAD_ADMIN_PASSWORD or a prompt; the
+    TOTP secret is printed once.
+    """
     svc = services()
     svc.initialise()
     console.print(f"FaceLead home ready at {svc.settings.resolved_home}")
+    first_admin(svc, admin_user, agency, agency_name)
 
 
 def _expand(paths: list[Path]) -> list[Path]:
@@ -66,17 +86,19 @@ def enroll(
         str | None, typer.Option(help="Subject id for all photos (default: file name).")
     ] = None,
     agency: Annotated[str, typer.Option(help="Booking agency when no manifest.")] = "UNKNOWN",
+    user: UserOption = None,
 ) -> None:
-    """Enrol booking photos into the gallery; refusals are listed with their codes."""
+    """Enrol booking photos into the gallery (records bureau); refusals are listed with codes."""
     svc = services()
     svc.initialise()
+    actor = current_actor(svc, user)
     refs = read_manifest(manifest) if manifest else None
     files = _expand(paths)
     counts: dict[str, int] = {}
     refusals = []
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("Enrolling", total=len(files))
-        for result in enroll_files(svc, SYSTEM, files, refs, subject, agency):
+        for result in enroll_files(svc, actor, files, refs, subject, agency):
             counts[result.status] = counts.get(result.status, 0) + 1
             if result.status is EnrolmentStatus.REFUSED:
                 refusals.append(result)
@@ -90,42 +112,67 @@ def enroll(
 
 @app.command()
 def search(
-    probe: Annotated[Path, typer.Argument(help="One still probe image.")],
+    probe: Annotated[Path, typer.Argument(help="One still probe image (no video, no URL).")],
+    case: Annotated[str, typer.Option("--case", help="The open case this search is for.")],
+    purpose: Annotated[
+        str,
+        typer.Option(
+            help="Permitted purpose: criminal-investigation, imminent-threat-to-life, "
+            "identify-deceased-or-incapacitated or at-risk-or-missing-person."
+        ),
+    ],
+    justification: Annotated[
+        str, typer.Option(help="Why this search is needed: the conduct or the person at risk.")
+    ],
+    source: Annotated[
+        str, typer.Option(help="Probe source type, e.g. cctv-still, phone-photo, social-media.")
+    ],
+    obtained_by: Annotated[
+        str, typer.Option("--obtained-by", help="How the probe was obtained (e.g. warrant).")
+    ],
+    captured_by: Annotated[
+        str, typer.Option("--captured-by", help="Who captured the image (person or device).")
+    ],
+    edit: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--edit", help="An edit made to the image, once per edit, in order (crop, rotate...)."
+        ),
+    ] = None,
     face: Annotated[
         int | None, typer.Option(help="Which face when several are found (0 = largest).")
     ] = None,
     top: Annotated[
-        int | None, typer.Option(help="Candidates to list (default 20, max 50).")
+        int | None, typer.Option(help="Candidates to keep for review (default 20, max 50).")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    user: UserOption = None,
 ) -> None:
-    """Search one probe photo; prints a ranked candidate list, never a match verdict."""
+    """Submit one probe for a case; prints the search id and status, never candidates."""
     svc = services()
     svc.initialise()
+    actor = current_actor(svc, user)
     try:
         data = probe.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read {probe}: {exc.strerror}", code="unreadable") from exc
-    result = search_probe(svc, data, face, top)
-    if as_json:
-        console.print_json(json.dumps(_as_json(result), default=str))
-        return
-    banner(result.disclaimer)
-    console.print(candidate_table(result))
-
-
-def _as_json(result: object) -> object:
-    from dataclasses import asdict
-
-    return asdict(result)  # type: ignore[call-overload]
+    provenance = ProbeProvenance(source, obtained_by, captured_by, tuple(edit or ()))
+    request = SearchRequest(purpose, justification, provenance, face_index=face, top_k=top)
+    receipt = submit_search(svc, actor, case, data, request)
+    console.print(
+        f"search {receipt.search_id}: {receipt.status.value} (case {receipt.case_number}, "
+        f"probe {receipt.probe_sha256[:12]})",
+        markup=False,
+    )
+    console.print("Candidates are shown only to the examiners assigned to this search.")
+    banner(receipt.disclaimer)
 
 
 @gallery_app.command("stats")
-def stats() -> None:
+def stats(user: UserOption = None) -> None:
     """Counts of subjects, bookings, photos and templates per model."""
     svc = services()
     svc.initialise()
-    console.print_json(json.dumps(gallery_stats(svc, SYSTEM)))
+    console.print_json(json.dumps(gallery_stats(svc, current_actor(svc, user))))
 
 
 def run() -> None:

@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from facelead import DISCLAIMER
+from facelead.domain.cases import SearchStatus
 from facelead.errors import InputError
 
 
@@ -35,6 +36,44 @@ class CandidateList:
     quality: dict[str, float]
     gallery_size: int
     candidates: tuple[Candidate, ...]
+    disclaimer: str = field(default=DISCLAIMER)
+    search_id: int | None = None  # set when read back from a stored search
+
+
+@dataclass(frozen=True)
+class ProbeProvenance:
+    """Where the probe came from; recorded with it so a court can weigh the lead.
+
+    ``edits`` lists every change made to the image before submission, in
+    order, by name from the allowed set (crop, rotate, brightness...).
+    """
+
+    source_type: str
+    how_obtained: str
+    captured_by: str
+    edits: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """Everything a requester states about one search besides the image itself."""
+
+    purpose: str
+    justification: str
+    provenance: ProbeProvenance
+    face_index: int | None = None
+    top_k: int | None = None
+
+
+@dataclass(frozen=True)
+class SearchReceipt:
+    """What the requester gets back: deliberately no candidates (human review first)."""
+
+    search_id: int
+    status: SearchStatus
+    case_number: str
+    probe_sha256: str
+    quality_override: bool = False
     disclaimer: str = field(default=DISCLAIMER)
 
 

@@ -36,6 +36,11 @@ class Services:
         return ImageStore(self.settings.images_dir)
 
     @cached_property
+    def probes(self) -> ImageStore:
+        """Searched probe images: their own content-addressed area, never the gallery's."""
+        return ImageStore(self.settings.probes_dir)
+
+    @cached_property
     def pipeline(self) -> FacePipeline:
         return FacePipeline(self.settings.model_id)
 
@@ -53,6 +58,7 @@ class Services:
         for folder in (
             self.settings.resolved_home,
             self.settings.images_dir,
+            self.settings.probes_dir,
             self.settings.index_dir,
             self.settings.keys_dir,
         ):

@@ -89,6 +89,16 @@ def perform(
         raise
 
 
+def record_refusal(
+    services: Services, actor: Actor, action: Action, error: FaceLeadError, **fields: Any
+) -> None:
+    """Audit a refusal outside ``perform`` (e.g. a login by an unknown name: no role to claim)."""
+    with services.db.session() as session:
+        scope = Scope(session, actor, action, None, **fields)
+        scope.details["error"] = error.as_dict()
+        _append(session, scope, outcome=f"refused:{error.code}")
+
+
 def _append(session: Session, scope: Scope, outcome: str) -> None:
     append_event(
         session,

@@ -1,0 +1,138 @@
+"""Choosing fusion weights by cross-validation, never on the searches being scored.
+
+A fused template scores the weighted sum of its members' cosines, so a fusion
+is just a point on the weight simplex; weight 0 drops a model, so searching
+the simplex also chooses the model set. Per-model z-normalisation is a
+special case (weights divided by each model's impostor standard deviation,
+plus an offset that moves thresholds but never rankings), so nothing is lost
+by searching raw weights.
+
+The search is an exhaustive grid (step 0.05: 231 points for three models):
+cheap, deterministic, and free of local optima. Among grid points whose
+training objective is equally best, the one nearest their centroid is taken,
+the middle of the flat optimum, which generalises better than its edge.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from facelead.errors import InputError
+from facelead.eval import metrics
+
+FloatArray = NDArray[np.float64]
+
+
+def simplex_grid(n_models: int, step: float = 0.05) -> FloatArray:
+    """Every weight vector with entries in multiples of *step* summing to 1."""
+    if n_models < 1 or not 0 < step <= 1:
+        raise InputError("need one model or more and 0 < step <= 1")
+    parts = round(1 / step)
+    if abs(parts * step - 1) > 1e-9:
+        raise InputError("step must divide 1")
+    rows = [
+        combo
+        for combo in itertools.product(range(parts + 1), repeat=n_models)
+        if sum(combo) == parts
+    ]
+    return np.array(rows, dtype=np.float64) / parts
+
+
+def pick(values: Sequence[float] | FloatArray, grid: FloatArray, maximise: bool) -> int:
+    """Index of the best grid point; ties go to the tied point nearest the tied centroid."""
+    scores = np.asarray(values, dtype=np.float64)
+    best = scores.max() if maximise else scores.min()
+    tied = np.flatnonzero(np.isclose(scores, best, rtol=0, atol=1e-12))
+    centre = grid[tied].mean(axis=0)
+    return int(tied[np.argmin(np.linalg.norm(grid[tied] - centre, axis=1))])
+
+
+def training_accuracy(scores: FloatArray, mated: NDArray[np.bool_]) -> float:
+    """Accuracy at the best threshold on these very pairs (the LFW training step)."""
+    threshold = metrics.best_accuracy_threshold(scores[mated], scores[~mated])
+    return float(np.mean((scores >= threshold) == mated))
+
+
+@dataclass(frozen=True)
+class VerificationCV:
+    """Per held-out fold: the weights chosen on the other folds and the fold's accuracy."""
+
+    fold_weights: tuple[tuple[float, ...], ...]
+    fold_thresholds: tuple[float, ...]
+    fold_accuracies: tuple[float, ...]
+    scores: FloatArray  # every pair scored with its own fold's weights
+
+    @property
+    def mean_accuracy(self) -> float:
+        return float(np.mean(self.fold_accuracies))
+
+    @property
+    def std_accuracy(self) -> float:
+        return float(np.std(self.fold_accuracies, ddof=1))
+
+
+def verification_cv(
+    pair_scores: FloatArray, mated: NDArray[np.bool_], fold: NDArray[np.int64], grid: FloatArray
+) -> VerificationCV:
+    """LFW 10-fold with the fusion weights chosen, like the threshold, on the other 9 folds.
+
+    ``pair_scores`` is models x pairs (cosines). For each held-out fold every grid
+    point is scored by its best-threshold accuracy on the 9 training folds; the
+    winner's threshold (also from the training folds) is applied to the held-out fold.
+    """
+    fused = grid @ pair_scores  # grid points x pairs
+    weights, thresholds, accuracies = [], [], []
+    scored = np.zeros(pair_scores.shape[1])
+    for label in np.unique(fold):
+        test = fold == label
+        train = ~test
+        values = [training_accuracy(row[train], mated[train]) for row in fused]
+        best = pick(values, grid, maximise=True)
+        row = fused[best]
+        threshold = metrics.best_accuracy_threshold(row[train & mated], row[train & ~mated])
+        accuracies.append(float(np.mean((row[test] >= threshold) == mated[test])))
+        weights.append(tuple(float(w) for w in grid[best]))
+        thresholds.append(threshold)
+        scored[test] = row[test]
+    return VerificationCV(tuple(weights), tuple(thresholds), tuple(accuracies), scored)
+
+
+Objective = Callable[[int, NDArray[np.bool_], NDArray[np.bool_]], float]
+"""objective(grid index, mated-probe mask, non-mated-probe mask) -> value to minimise."""
+
+
+def identity_folds(identities: Sequence[str], folds: int, seed: int) -> NDArray[np.int64]:
+    """Fold label per probe, by identity: all images of one person share a fold, so
+    weights are never chosen on another photo of a person being scored.
+    """
+    names = sorted(set(identities))
+    order = np.random.default_rng(seed).permutation(len(names))
+    label = {names[i]: position % folds for position, i in enumerate(order)}
+    return np.array([label[name] for name in identities], dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class IdentificationCV:
+    fold_weights: tuple[tuple[float, ...], ...]
+    choice: NDArray[np.int64]  # grid index used for each fold
+
+
+def identification_cv(
+    objective: Objective,
+    mated_fold: NDArray[np.int64],
+    nonmated_fold: NDArray[np.int64],
+    grid: FloatArray,
+) -> IdentificationCV:
+    """For each fold, the grid point minimising *objective* on the other folds' searches."""
+    labels = np.unique(np.concatenate([mated_fold, nonmated_fold]))
+    choice = []
+    for label in labels:
+        values = [objective(i, mated_fold != label, nonmated_fold != label) for i in range(len(grid))]
+        choice.append(pick(values, grid, maximise=False))
+    weights = tuple(tuple(float(w) for w in grid[i]) for i in choice)
+    return IdentificationCV(weights, np.array(choice, dtype=np.int64))

@@ -1,0 +1,200 @@
+"""docs/accuracy.md and its plots, generated from the JSON of an LFW run.
+
+Nothing in the page is typed by hand: every number comes from the run's JSON,
+so the page can be regenerated and diffed whenever a model or the code changes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from facelead.eval.plots import cmc_plot, det_plot
+
+COMMAND = (
+    "facelead eval lfw --data ../shared/data/lfw --compare fusion-v1 "
+    "--report docs/ --json bench/results/accuracy-lfw.json"
+)
+
+CALIBRATION_PARAGRAPH = """\
+**How to read a candidate's estimated FMR.** Next to each candidate's score the
+search shows an *estimated false match rate*: the fraction of comparisons
+between two *different* people that scored at least this high when the model was
+measured (here on LFW, see the table below). "Est. FMR 1e-5" means that about one
+impostor comparison in 100,000 reaches that score. It is **not** the probability
+that the candidate is the person in the probe, and a low value is **not an
+identification**: a gallery of N people offers N chances of a high impostor score,
+so in a gallery of 100,000 subjects an FMR of 1e-5 is expected to be reached by
+about one innocent person per search. The rate was measured on celebrity photos,
+not on your probes: poor probes (blur, pose, low resolution) and demographic
+groups differ. Below the table's last point no impostor was ever observed, so
+FaceLead prints "< 1/n" (an upper bound), never zero. Every candidate, whatever
+its FMR, is an investigative lead only and must be reviewed by trained examiners
+and corroborated by independent evidence.
+"""
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.2f}%"
+
+
+def _members(model: Mapping[str, Any]) -> str:
+    return " + ".join(f"{name} x{weight:g}" for name, weight in model["members"])
+
+
+def _row(label: str, model: Mapping[str, Any]) -> str:
+    v, i = model["verification"], model["identification"]
+    return (
+        f"| {label} | {_members(model)} | {_pct(v['mean_accuracy'])} ± {_pct(v['std_accuracy'])}"
+        f" | {_pct(v['tar_at_target_fmr'])} | {_pct(i['fnir_at_rank']['1'])}"
+        f" | {_pct(i['fnir_at_rank']['5'])} | {_pct(i['fnir_at_rank']['20'])}"
+        f" | {_pct(i['fnir_at_fpir']['0.01'])} ({i['threshold_at_fpir']['0.01']:.4f})"
+        f" | {_pct(i['fnir_at_fpir']['0.003'])} ({i['threshold_at_fpir']['0.003']:.4f}) |"
+    )
+
+
+def results_table(report: Mapping[str, Any]) -> list[str]:
+    lines = [
+        "| Model id | Members x weight | 1:1 accuracy (10-fold, mean ± std) | TAR @ FMR=1e-3 "
+        "| FNIR rank 1 | rank 5 | rank 20 | FNIR @ FPIR=0.01 (threshold) "
+        "| FNIR @ FPIR=0.003 (threshold) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    default = report["model_id"]
+    for key, model in report["models"].items():
+        label = f"**{key}** (default)" if key == default else key
+        lines.append(_row(label, model))
+    return lines
+
+
+def selection_section(selection: Mapping[str, Any]) -> list[str]:
+    if not selection:
+        return ["(The fusion search was skipped in this run.)"]
+    vcv, icv = selection["verification_cv"], selection["identification_cv"]
+    result = icv["result"]
+    pool = ", ".join(selection["pool"])
+    lines = [
+        f"Pool: {pool}; grid over the weight simplex in steps of {selection['grid_step']:g}"
+        " (weight 0 drops a model, so the grid also chooses the model set).",
+        "",
+        "- **1:1, weights chosen on 9 folds, scored on the 10th** (the threshold too): "
+        f"accuracy {_pct(vcv['mean_accuracy'])} ± {_pct(vcv['std_accuracy'])}, "
+        f"TAR @ FMR=1e-3 {_pct(vcv['tar_at_fmr_1e-3'])}. Weights per held-out fold: "
+        + "; ".join(_weights(selection["pool"], w) for w in vcv["fold_weights"])
+        + ".",
+        f"- **1:N, probes split into {icv['folds']} folds by identity** (seed {icv['seed']}),"
+        " each fold searched with the weights that minimise "
+        f"{selection['objective_1n']} on the other nine: FNIR rank 1 "
+        f"{_pct(result['fnir_at_rank']['1'])}, FNIR @ FPIR=0.01 "
+        f"{_pct(result['fnir_at_fpir']['0.01'])}, FNIR @ FPIR=0.003 "
+        f"{_pct(result['fnir_at_fpir']['0.003'])}. Weights per held-out fold: "
+        + "; ".join(_weights(selection["pool"], w) for w in icv["fold_weights"])
+        + ".",
+        "- The same 1:N procedure run on all of LFW picks "
+        + _weights(selection["pool"], selection["all_lfw_1n_weights"])
+        + ".",
+    ]
+    return lines
+
+
+def _weights(pool: list[str], weights: list[float]) -> str:
+    parts = [f"{name} {w:.2f}" for name, w in zip(pool, weights, strict=True) if w > 0]
+    return ", ".join(parts)
+
+
+def counts_section(counts: Mapping[str, Any]) -> list[str]:
+    protocol, acq = counts["protocol"], counts["acquisition"]
+    gate = counts["quality_gate_would_flag"]
+    lines = [
+        f"- 1:1: {counts['pairs']} pairs of `pairs.txt` (10 folds of 300 mated + 300 non-mated).",
+        f"- 1:N: gallery {protocol['gallery']} subjects, {protocol['mated_probes']} mated and "
+        f"{protocol['nonmated_probes']} non-mated probes.",
+        f"- Images: {acq['images']}; faces found only at a lowered detector threshold: "
+        f"{acq['found_on_retry']}. Failures to enrol (gallery): {acq['gallery_fte']}; failures "
+        f"to acquire: {acq['mated_probe_fta']} mated and {acq['nonmated_probe_fta']} non-mated "
+        "probes (a failed mated probe counts as a miss, a failed gallery image is not enrolled).",
+    ]
+    for kind, label in (("mated_probes", "mated"), ("nonmated_probes", "non-mated")):
+        flags = gate[kind]
+        detail = ", ".join(
+            f"{name} {count}" for name, count in flags.items() if name not in ("any", "of") and count
+        )
+        lines.append(
+            f"- Quality gate (not applied in evaluation): it would have flagged {flags['any']} of "
+            f"{flags['of']} {label} probes ({detail or 'none'})."
+        )
+    return lines
+
+
+def write_report(report: Mapping[str, Any], folder: Path) -> list[Path]:
+    """Write ``accuracy.md`` and ``img/lfw-cmc.png``, ``img/lfw-det.png`` into *folder*."""
+    idents = {key: model["identification"] for key, model in report["models"].items()}
+    cmc = cmc_plot(idents, folder / "img" / "lfw-cmc.png", "LFW 1:N: CMC")
+    det = det_plot(idents, folder / "img" / "lfw-det.png", "LFW 1:N: DET")
+    page = folder / "accuracy.md"
+    page.write_text(render(report), encoding="utf-8")
+    return [page, cmc, det]
+
+
+def render(report: Mapping[str, Any]) -> str:
+    timings = report.get("timings_s", {})
+    lines = [
+        "# Accuracy on LFW",
+        "",
+        "<!-- Generated by `facelead eval lfw --report docs/`; do not edit by hand. -->",
+        "",
+        f"Default model id: **{report['model_id']}**. Regenerate this page with:",
+        "",
+        f"    {COMMAND}",
+        "",
+        "## Results",
+        "",
+        *results_table(report),
+        "",
+        "1:1 is the official LFW View 2 protocol: the threshold is chosen on 9 folds and "
+        "applied to the 10th. TAR @ FMR=1e-3 is computed once over all 3,000 impostor pairs, "
+        "so it rests on 3 impostor scores: a noisy figure. 1:N follows NIST IR 8271: FNIR at "
+        "rank R counts mated searches whose mate is not in the top R; FNIR @ FPIR is measured "
+        "at the threshold (shown) that lets that fraction of non-mated searches return any "
+        "candidate, mate accepted at any rank. FPIR=0.003 rests on 6 of 2,034 non-mated "
+        "searches and is noisy too.",
+        "",
+        "![CMC](img/lfw-cmc.png)",
+        "",
+        "![DET](img/lfw-det.png)",
+        "",
+        "## How the fused default was chosen",
+        "",
+        *selection_section(report.get("selection", {})),
+        "",
+        "## Protocol, failures and quality",
+        "",
+        *counts_section(report["counts"]),
+        "",
+        "## Estimated FMR of a candidate",
+        "",
+        CALIBRATION_PARAGRAPH,
+        f"The table for {report['calibration']['model_id']} was built from "
+        f"{report['calibration']['n_impostors']:,} impostor comparisons (every LFW 1:N probe "
+        "against every gallery subject not its mate) and ships as "
+        f"`src/facelead/eval/calibration/{report['calibration']['model_id']}.json`.",
+        "",
+        "## Limits",
+        "",
+        "LFW photos are celebrity press photos, not booking photos or investigative probes; "
+        "accuracy on an agency's own probes will differ. Run `facelead eval folder` on a "
+        "labelled set of your own before use.",
+        "",
+        f"Run time of this run: templates {timings.get('templates', 0):.0f} s "
+        f"({report['counts'].get('templates_computed', 0)} images embedded, the rest from the "
+        f"cache), scoring and selection {timings.get('scoring', 0):.0f} s.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def load_json(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
