@@ -21,11 +21,19 @@ import shutil
 import sqlite3
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
-from facelead.audit.chain import GENESIS_HASH, AuditRecord, event_hash, format_ts, verify_chain
+from facelead.audit.chain import (
+    GENESIS_HASH,
+    AuditRecord,
+    Checkpoint,
+    event_hash,
+    format_ts,
+    verify_chain,
+)
 from facelead.audit.checkpoint import sign_checkpoint
 from facelead.audit.log import CHECKPOINT_EVERY, signing_key
 from facelead.config import Settings
@@ -37,6 +45,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "audit-verify.json"
 WORKDIR = Path("/tmp/facelead-bench-audit")
 ACTIONS = ("search.submit", "candidates.view", "review.dispose", "review.verify", "case.read")
 TARGET_S = 60.0
+T = TypeVar("T")
 
 
 def one_core() -> int:
@@ -96,9 +105,7 @@ def sqlite_row(r: AuditRecord) -> tuple[object, ...]:
     )
 
 
-def load_sqlite(
-    db_file: Path, records: list[AuditRecord], checkpoints: list[tuple[object, ...]]
-) -> None:
+def load_sqlite(db_file: Path, records: list[AuditRecord], checkpoints: list[Checkpoint]) -> None:
     conn = sqlite3.connect(db_file)
     with conn:
         conn.executemany(
@@ -110,59 +117,52 @@ def load_sqlite(
         conn.executemany(
             "INSERT INTO audit_checkpoints (seq, head_hash, ts, key_id, signature) "
             "VALUES (?,?,?,?,?)",
-            checkpoints,
+            [
+                (
+                    c.seq,
+                    c.head_hash,
+                    c.ts.replace("T", " ").removesuffix("Z"),
+                    c.key_id,
+                    c.signature,
+                )
+                for c in checkpoints
+            ],
         )
         conn.execute("UPDATE audit_head SET seq = ?, hash = ?", (records[-1].seq, records[-1].hash))
     conn.close()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1_000_000, help="events to generate")
-    args = parser.parse_args()
-    cpu = one_core()
+def timed(call: Callable[[], T]) -> tuple[T, float, float]:
+    """``call()`` with its wall-clock and CPU seconds (CPU shows contention from other work)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    value = call()
+    return value, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def measure(n: int, cpu: int) -> dict[str, object]:
     shutil.rmtree(WORKDIR, ignore_errors=True)
     services = Services(Settings(home=WORKDIR, database_url=f"sqlite:///{WORKDIR / 'audit.db'}"))
     services.initialise()
     key = signing_key(audit_service.signing_key_path(services.settings))
-
-    began = time.perf_counter()
-    start = datetime(2025, 1, 1, tzinfo=UTC)
-    records = list(generate(args.events, start))
+    records, generate_s, _ = timed(lambda: list(generate(n, datetime(2025, 1, 1, tzinfo=UTC))))
     cps = [
         sign_checkpoint(key, r.seq, r.hash, r.when + timedelta(seconds=1))
         for r in records[CHECKPOINT_EVERY - 1 :: CHECKPOINT_EVERY]
     ]
-    generate_s = time.perf_counter() - began
-
-    began, cpu_began = time.perf_counter(), time.process_time()
-    memory = verify_chain(records, cps, key.public_key())
-    memory_s, memory_cpu_s = time.perf_counter() - began, time.process_time() - cpu_began
-    assert memory.ok and memory.events_checked == args.events, memory.first
-
-    began = time.perf_counter()
-    cp_rows = [
-        (c.seq, c.head_hash, c.ts.replace("T", " ").removesuffix("Z"), c.key_id, c.signature)
-        for c in cps
-    ]
-    load_sqlite(WORKDIR / "audit.db", records, cp_rows)
-    load_s = time.perf_counter() - began
-    del records
-
+    memory, memory_s, memory_cpu_s = timed(lambda: verify_chain(records, cps, key.public_key()))
+    assert memory.ok and memory.events_checked == n, memory.first
+    _, load_s, _ = timed(lambda: load_sqlite(WORKDIR / "audit.db", records, cps))
     auditor = Actor(user_id=None, username="bench", roles=frozenset({Role.AUDITOR}), agency="X")
-    began, cpu_began = time.perf_counter(), time.process_time()
-    report = audit_service.verify_log(services, auditor)
-    db_s, db_cpu_s = time.perf_counter() - began, time.process_time() - cpu_began
-    assert report.ok and report.events_checked == args.events, report.first
-
-    result = {
-        "events": args.events,
+    report, db_s, db_cpu_s = timed(lambda: audit_service.verify_log(services, auditor))
+    assert report.ok and report.events_checked == n, report.first
+    return {
+        "events": n,
         "checkpoints": len(cps),
         "verify_from_database_s": round(db_s, 2),
         "verify_from_database_cpu_s": round(db_cpu_s, 2),
         "verify_in_memory_s": round(memory_s, 2),
         "verify_in_memory_cpu_s": round(memory_cpu_s, 2),
-        "events_per_second_database": round(args.events / db_s),
+        "events_per_second_database": round(n / db_s),
         "target_s": TARGET_S,
         "within_target": db_s < TARGET_S,
         "generate_s": round(generate_s, 2),
@@ -172,11 +172,19 @@ def main() -> None:
         "python": sys.version.split()[0],
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000, help="events to generate")
+    args = parser.parse_args()
+    result = measure(args.events, one_core())
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(
-        f"verify {args.events:,} events on one core: {db_s:.1f} s wall ({db_cpu_s:.1f} s CPU) "
-        f"from SQLite via the service, {memory_s:.1f} s wall ({memory_cpu_s:.1f} s CPU) "
+        f"verify {args.events:,} events on one core: {result['verify_from_database_s']} s wall "
+        f"({result['verify_from_database_cpu_s']} s CPU) from SQLite via the service, "
+        f"{result['verify_in_memory_s']} s wall ({result['verify_in_memory_cpu_s']} s CPU) "
         f"in memory; target < {TARGET_S:.0f} s"
     )
     print(json.dumps(result, indent=2))

@@ -1,4 +1,11 @@
-"""`make demo`: enrol real booking photos, then search held-out encounters end to end.
+"""`make demo`: enrol real booking photos, then walk one search through the whole workflow.
+
+Every step is a `facelead` command run by a person with their own account:
+an investigator searches, an examiner reviews blind, a second examiner
+verifies blind, the investigator gets the lead report, records independent
+corroboration and the outcome, a supervisor writes the disclosure package
+and an auditor verifies the audit log. Forbidden shortcuts are tried on the
+way and refused with one line each.
 
 Data: FACELEAD_DEMO_DATA (a folder of photos), else ../shared/data/meds (NIST
 MEDS-II mugshots) plus LFW distractors from ../shared/data/lfw.
@@ -27,9 +34,9 @@ AS_USER: dict[str, str] = {}  # credentials of the user the demo acts as (set_up
 AS_ADMIN: dict[str, str] = {}  # the demo admin's token, for adding more demo users
 
 
-def facelead(*args: str, capture: bool = False, **env: str) -> str:
+def facelead(*args: str, capture: bool = False, who: str = "", **env: str) -> str:
     """Run one command as the current demo user; ``capture`` also returns its output."""
-    print(f"\n$ facelead {' '.join(args)}", flush=True)
+    print(f"\n{f'[{who}] ' if who else ''}$ facelead {' '.join(args)}", flush=True)
     base = {k: v for k, v in os.environ.items() if k not in AUTH_ENV}
     result = subprocess.run(
         [str(BIN / "facelead"), *args],
@@ -147,44 +154,79 @@ def main() -> int:
             "enroll", "--manifest", str(write_manifest(rows, "LFW")), *[str(p) for p, _, _ in rows]
         )
     facelead("gallery", "stats")
-    demo_searches(probes[:2])
+    demo_workflow(probes[0])
     return summary(probes)
 
 
-def demo_searches(probes: list[tuple[Path, str]]) -> None:
-    """Two searches the policy-enforced way: the requester gets a receipt, the examiner a list.
+PEOPLE: dict[str, dict[str, str]] = {}  # demo users' API tokens, by username
+CASE = "DEMO-0001"
 
-    Runs in-process with demo actors; ``facelead search PROBE --case ...`` is the
-    same call for an authenticated investigator.
-    """
+
+def add_people() -> None:
+    """The admin creates one account per role, certifies it and issues it a token."""
     import datetime as dt
 
-    os.environ["FACELEAD_HOME"] = str(HOME)
-    from facelead.cli.output import candidate_table, console
-    from facelead.domain.access import Actor, Role
-    from facelead.domain.search import ProbeProvenance, SearchRequest
-    from facelead.services.cases import open_case
-    from facelead.services.context import Services
-    from facelead.services.search import assign_examiner, submit_search, view_candidates
+    until = (dt.date.today() + dt.timedelta(days=365)).isoformat()
+    for name, role in [("ivy", "investigator"), ("erin", "examiner"), ("ezra", "examiner"),
+                       ("sam", "supervisor"), ("audra", "auditor")]:  # fmt: skip
+        facelead(
+            "user", "add", name, "--role", role, "--agency", "DEMO", capture=True,
+            FACELEAD_NEW_PASSWORD=f"demo passphrase of {name}", **AS_ADMIN,
+        )  # fmt: skip
+        facelead("user", "certify", name, "--until", until, **AS_ADMIN)
+        issued = facelead("user", "token", "issue", name, "--days", "1", capture=True, **AS_ADMIN)
+        PEOPLE[name] = {"FACELEAD_TOKEN": _printed(r"^FACELEAD_TOKEN=(\S+)$", issued)}
 
-    services = Services()
-    until = dt.date.today() + dt.timedelta(days=365)
-    investigator = Actor(None, "demo-investigator", frozenset({Role.INVESTIGATOR}), "DEMO", until)
-    examiner = Actor(None, "demo-examiner", frozenset({Role.EXAMINER}), "DEMO", until)
-    case = open_case(services, investigator, "DEMO-0001", "robbery").number
-    request = SearchRequest(
-        "criminal-investigation",
-        "Robbery suspect photographed at a later booking (demo)",
-        ProbeProvenance("digital-photo", "held-out MEDS booking photo", "records bureau"),
-        top_k=5,
-    )
-    for path, subject in probes:
-        print(f"\nProbe {path.name}: a later booking of {subject}, never enrolled.")
-        receipt = submit_search(services, investigator, case, path.read_bytes(), request)
-        print(f"requester sees: search {receipt.search_id}: {receipt.status.value}, no candidates")
-        assign_examiner(services, examiner, receipt.search_id, examiner.username)
-        print(f"assigned examiner {examiner.username} sees:")
-        console.print(candidate_table(view_candidates(services, examiner, receipt.search_id)))
+
+def as_(who: str, *args: str) -> str:
+    return facelead(*args, capture=True, who=who, **PEOPLE[who])
+
+
+def demo_workflow(probe: tuple[Path, str]) -> None:
+    """One held-out MEDS probe from submission to a corroborated, disclosed outcome.
+
+    The examiners' decisions are scripted (the demo knows who the probe
+    shows); everything else, refusals included, is the real system.
+    """
+    path, subject = probe
+    add_people()
+    print(f"\n== Probe {path.name}: a later booking of {subject}, never enrolled ==")
+    as_("ivy", "case", "open", CASE, "--offence", "robbery")
+    searched = as_(
+        "ivy", "search", str(path), "--case", CASE, "--purpose", "criminal-investigation",
+        "--justification", "Robbery suspect photographed at a later booking (demo)",
+        "--source", "digital-photo", "--obtained-by", "held-out MEDS booking photo",
+        "--captured-by", "records bureau", "--top", "5",
+    )  # fmt: skip
+    sid = _printed(r"^search (\d+):", searched)
+    as_("ivy", "review", "show", sid)  # refused: the requester never sees candidates
+    as_("sam", "review", "queue")
+    as_("sam", "review", "assign", sid, "--examiner", "erin")
+    as_("erin", "review", "show", sid)  # blind: shuffled, no ranks, no scores
+    as_("erin", "review", "features", sid, "--compared",
+        "face-shape,hairline,eyebrows,eyes,nose,mouth,chin", "--not-visible", "ears")  # fmt: skip
+    reason = f"{subject}=possible-lead:eyebrow shape, nose bridge and chin agree"
+    as_("erin", "review", "dispose", sid, "--set", reason, "--others", "exclude")
+    as_("erin", "review", "show", sid)  # after the decision, ranks and scores appear
+    as_("ivy", "lead", "report", sid)  # refused: not verified yet
+    as_("erin", "review", "verify", sid, "--set", reason)  # refused: one person, one review
+    as_("sam", "review", "assign", sid, "--examiner", "ezra", "--role", "verifier")
+    as_("ezra", "review", "show", sid)  # only the lead; none of erin's notes
+    as_("ezra", "review", "features", sid, "--compared", "eyes,nose,mouth,chin,eyebrows")
+    as_("ezra", "review", "verify", sid, "--set", f"{subject}=possible-lead:independently agree")
+    as_("ivy", "lead", "report", sid, "--out", str(HOME / "reports"))
+    as_("ivy", "corroborate", "add", sid, "--type", "photo-lineup",
+        "--description", "Victim picked him out of six photos")  # fmt: skip
+    as_("ivy", "corroborate", "add", sid, "--type", "witness-statement", "--contradicts",
+        "--description", "Clerk recalls a neck tattoo; the booking record lists none")  # fmt: skip
+    as_("ivy", "case", "outcome", CASE, "--search", sid)  # refused: no outcome given
+    as_("ivy", "corroborate", "add", sid, "--type", "vehicle-information",
+        "--description", "Getaway car plate registered to the candidate's address")  # fmt: skip
+    as_("ivy", "case", "outcome", CASE, "--search", sid, "--outcome", "confirmed",
+        "--notes", "Vehicle registration and phone records place him at the scene")  # fmt: skip
+    as_("ivy", "case", "close", CASE)
+    as_("sam", "case", "disclose", CASE, "--out", str(HOME / "disclosure"))
+    as_("audra", "audit", "verify")
 
 
 def summary(probes: list[tuple[Path, str]]) -> int:

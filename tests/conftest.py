@@ -275,3 +275,95 @@ def audit_services(tmp_path: Path, database_url: str) -> Iterator[Services]:
 
 
 # --- end audit fixtures ---
+
+# --- api fixtures ---
+# The REST API over real accounts: one user per role with a real bearer token,
+# requests through the whole application (middleware, handlers, services, database).
+from typing import Any  # noqa: E402
+
+import httpx  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+
+from facelead.api.app import create_app  # noqa: E402
+
+API_CERTIFIED = dt.date.today() + dt.timedelta(days=365)
+API_PEOPLE = {
+    "rita": ("records",),
+    "ivy": ("investigator",),
+    "erin": ("examiner",),
+    "ezra": ("examiner",),
+    "sam": ("supervisor",),
+    "audra": ("auditor",),
+}
+
+
+@dataclass
+class Api:
+    """A client plus who is who; ``call`` records which routes were exercised how."""
+
+    client: TestClient
+    installed: Installed
+    tokens: dict[str, str]
+    seen: dict[tuple[str, str], set[int]]
+
+    @property
+    def services(self) -> Services:
+        return self.installed.services
+
+    def auth(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+    def call(
+        self,
+        who: str | None,
+        method: str,
+        route: str,
+        expect: int,
+        code: str | None = None,
+        *,
+        path: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Call ``route`` (the OpenAPI path below /api/v1, ``{fields}`` filled from ``path``)
+        as ``who``; assert the status, and for an error its JSON shape and ``code``."""
+        sent = {**(self.auth(who) if who else {}), **(headers or {})}
+        url = "/api/v1" + route.format(**(path or {}))
+        response = self.client.request(method, url, headers=sent, **kwargs)
+        assert response.status_code == expect, (who, method, url, response.text[:600])
+        if expect >= 400:
+            body = response.json()
+            assert set(body) <= {"code", "message", "details"} and body["message"], body
+            assert code is None or body["code"] == code, body
+        self.seen.setdefault((method, route), set()).add(expect)
+        return response
+
+    def assert_covered(self, routes: set[tuple[str, str]], refusal: int = 403) -> None:
+        """Every route was called once allowed (2xx) and once refused with ``refusal``."""
+        for route in sorted(routes):
+            statuses = self.seen.get(route, set())
+            assert any(200 <= s < 300 for s in statuses), f"{route}: no allowed call"
+            assert refusal in statuses, f"{route}: no {refusal} call"
+
+
+def api_for(installed: Installed) -> Api:
+    services = installed.services
+    for name, roles in API_PEOPLE.items():
+        installed.add(name, *roles, certified_until=API_CERTIFIED)
+    tokens = {
+        name: identity_service.issue_token(services, installed.admin, name, days=1).token
+        for name in ("admin", *API_PEOPLE)
+    }
+    client = TestClient(create_app(services, web=False), raise_server_exceptions=False)
+    return Api(client, installed, tokens, {})
+
+
+@pytest.fixture
+def api(installed: Installed) -> Iterator[Api]:
+    """The API with a user per role and their tokens, on each database backend."""
+    world = api_for(installed)
+    with world.client:
+        yield world
+
+
+# --- end api fixtures ---

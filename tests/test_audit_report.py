@@ -24,6 +24,7 @@ from facelead.audit.report import (
     CANDIDATES_VIEW,
     LEAD_REPORT,
     REVIEW_DISPOSE,
+    REVIEW_RESOLVE,
     REVIEW_VERIFY,
     SEARCH_SUBMIT,
     AuditReport,
@@ -162,13 +163,21 @@ class Activity:
             details=view,
             **common,
         )
-        if self.rng.random() < 0.3:
+        reader = {**common, "role": "investigator"}
+        if self.rng.random() < 0.3:  # no lead: its report needs no second examiner
             self.add(
                 when + timedelta(hours=2),
                 actor=a,
                 action=REVIEW_DISPOSE,
                 details={"decision": "no_lead"},
                 **common,
+            )
+            self.add(
+                when + timedelta(hours=3),
+                actor=requester,
+                action=LEAD_REPORT,
+                details={"kind": "no_lead"},
+                **reader,
             )
             return
         self.add(
@@ -186,18 +195,28 @@ class Activity:
             details=view,
             **common,
         )
+        disagree = self.rng.random() < 0.15  # returned, then a supervisor upholds the lead
         self.add(
             when + timedelta(hours=4),
             actor=b,
             action=REVIEW_VERIFY,
-            details={"decision": "verified"},
+            details={"decision": "returned_for_review" if disagree else "verified"},
             **common,
         )
+        if disagree:
+            self.add(
+                when + timedelta(hours=4, minutes=30),
+                actor="sup01",
+                action=REVIEW_RESOLVE,
+                details={"decision": "uphold"},
+                **{**common, "role": "supervisor"},
+            )
         self.add(
             when + timedelta(hours=5),
             actor=requester,
             action=LEAD_REPORT,
-            **{**common, "role": "investigator"},
+            details={"kind": "lead"},
+            **reader,
         )
 
     def new_case(self, user: str) -> str:
@@ -311,12 +330,12 @@ def plant(act: Activity, period: list[date], examiners: list[str]) -> None:
 
 
 def plant_rogue(act: Activity, period: list[date], examiners: list[str]) -> None:
-    """Two releases without a valid two-person review: none at all, and self-verified."""
+    """Releases without a valid two-person review: none, self-verified, verifier disagreed."""
     common = {"object_type": "search", "role": "supervisor", "agency": "LACRIS"}
-    for n, self_verified in enumerate((False, True)):
+    for n, verifier in enumerate((None, ("ex01", "verified"), ("ex02", "returned_for_review"))):
         when = at(period[7 + n], 10)
         sid = act.search("invLASD02", "LASD", when, "ROGUE-1")
-        if self_verified:
+        if verifier is not None:
             act.add(
                 when + timedelta(hours=1),
                 actor="ex01",
@@ -327,11 +346,12 @@ def plant_rogue(act: Activity, period: list[date], examiners: list[str]) -> None
             )
             act.add(
                 when + timedelta(hours=2),
-                actor="ex01",
+                actor=verifier[0],
                 action=REVIEW_VERIFY,
                 object_id=sid,
                 case_number="ROGUE-1",
                 object_type="search",
+                details={"decision": verifier[1]},
             )
         act.add(
             when + timedelta(hours=3),
@@ -359,7 +379,8 @@ def assert_fully_flagged(report: AuditReport, act: Activity) -> None:
 
 
 def test_action_names_match_the_domain() -> None:
-    names = {SEARCH_SUBMIT, CANDIDATES_VIEW, REVIEW_DISPOSE, REVIEW_VERIFY, LEAD_REPORT}
+    names = {SEARCH_SUBMIT, CANDIDATES_VIEW, REVIEW_DISPOSE, REVIEW_VERIFY, REVIEW_RESOLVE}
+    names.add(LEAD_REPORT)
     assert names <= {a.value for a in Action}
 
 
@@ -373,7 +394,7 @@ def test_generated_activity_is_fully_flagged_with_no_false_flags(
     by_rule = {r.rule.id: r for r in report.results}
     assert [f.subject for f in by_rule["case.many_searches"].findings] == ["HAMMER-1"]
     assert [f.subject for f in by_rule["subject.many_cases"].findings] == ["S9999999"]
-    assert len(by_rule["lead.unreviewed_release"].findings) == 2
+    assert len(by_rule["lead.unreviewed_release"].findings) == 3
     noise = {reason: len(seqs) for reason, seqs in report.refusals["invLASD01"].items()}
     assert noise == {"low_quality_probe": 2, "purpose_required": 1}  # tabled, not flagged
     assert {f.subject for f in by_rule["training.probe_refusals"].findings} == {
@@ -399,11 +420,16 @@ def test_clean_activity_flags_nobody_and_proves_peer_review() -> None:
         "rogue",
     }
     clean = [r for r in records if r.seq not in planted and r.actor not in named]
-    releases = sum(r.action == LEAD_REPORT and r.when >= PERIOD[0] for r in clean)
+    releases = sum(
+        r.action == LEAD_REPORT and r.details["kind"] == "lead" and r.when >= PERIOD[0]
+        for r in clean
+    )
+    resolved = sum(r.action == REVIEW_RESOLVE and r.when >= PERIOD[0] for r in clean)
     report = build_report(clean, *PERIOD, CONFIG)
     assert all(not r.findings for r in report.results), report.flagged_users()
     note = next(r.note for r in report.results if r.rule.id == "lead.unreviewed_release")
-    assert releases > 50 and note.startswith(f"Proven for this log: all {releases} lead releases")
+    assert releases > 50 and resolved > 5
+    assert note.startswith(f"Proven for this log: all {releases} lead releases")
 
 
 def test_every_figure_links_to_the_events_behind_it(

@@ -86,6 +86,17 @@ class Settings(BaseSettings):
     min_justification_chars: int = 20
     daily_search_limit: int = 25
     quality_override_valid_days: int = 7
+    # Examiner review and lead reports (docs/review.md).
+    review_blind: bool = True  # shuffle candidates and hide scores until dispositions are in
+    review_max_leads: int = 2  # the FBI returns one or two candidates, never a list
+    review_min_features: int = 4  # FISWG checklist features compared before any disposition
+    stale_photo_years: int = 5  # lead reports flag older booking photos as possibly stale
+    # Gallery lifecycle (docs/lifecycle.md): bulk import, retention.
+    import_workers: int = 0  # processes for `facelead import`; 0 = one per CPU core
+    import_allow_juvenile: bool = False  # age at booking under 18 is refused unless True
+    import_require_age: bool = False  # True: a record without date of birth or age is refused
+    retention_no_lead_days: int = 90  # probe + candidates of a no-lead search, after the search
+    retention_closed_case_years: int = 5  # probe + candidates of a closed case, after closure
 
     @cached_property
     def resolved_home(self) -> Path:

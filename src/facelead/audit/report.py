@@ -5,9 +5,8 @@ supervisor reads states exactly what was tested. A finding is a lead for a
 human auditor, never a verdict: it names the events behind it by ``seq``.
 
 The rules read action names and detail keys that the services emit (see
-docs/audit.md, "Report rules"). The audit layer sits below the domain, so the
-action names are mirrored here as strings; a test holds them equal to
-``facelead.domain.access.Action``.
+docs/audit.md, "Report rules"); the vocabulary and the result types are in
+``report_model``.
 """
 
 from __future__ import annotations
@@ -16,89 +15,48 @@ import re
 import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from facelead.audit.chain import AuditRecord
+from facelead.audit.report_model import (
+    CANDIDATES_VIEW,
+    FREE_TEXT_DETAILS,
+    LEAD_REPORT,
+    PROTECTED_TERMS,
+    REVIEW_ACTIONS,
+    REVIEW_DISPOSE,
+    REVIEW_RESOLVE,
+    REVIEW_VERIFY,
+    SEARCH_SUBMIT,
+    TRAINING_EXPIRED,
+    AuditReport,
+    Finding,
+    ReportConfig,
+    Rule,
+    RuleResult,
+)
 
-SEARCH_SUBMIT = "search.submit"
-CANDIDATES_VIEW = "candidates.view"
-REVIEW_DISPOSE = "review.dispose"
-REVIEW_VERIFY = "review.verify"
-LEAD_REPORT = "lead.report"
-REVIEW_ACTIONS = (REVIEW_DISPOSE, REVIEW_VERIFY)
-
-TRAINING_EXPIRED = "refused:training_expired"
-FREE_TEXT_DETAILS = ("purpose_text", "justification")
-
-PROTECTED_TERMS = (
-    "protest", "protests", "protester", "protesters", "protestor", "protestors", "protesting",
-    "demonstration", "demonstrations", "demonstrator", "demonstrators", "rally", "rallies",
-    "marcher", "marchers", "picket", "pickets", "picketing", "vigil", "vigils", "sit-in",
-    "boycott", "petition", "petitions", "activist", "activists", "activism",
-    "first amendment", "free speech", "lawful assembly", "political", "religious", "religion",
-    "worship", "prayer", "church", "mosque", "synagogue", "journalist", "journalists",
-    "journalism", "union member", "union members", "labor union", "labour union",
-    "immigration", "undocumented",
-)  # fmt: skip
-"""Words that point at protected activity (speech, assembly, religion, press, labour, status)."""
-
-
-@dataclass(frozen=True)
-class ReportConfig:
-    timezone: str = "UTC"
-    work_start_hour: int = 7  # working hours are [start, end) local time, Monday to Friday
-    work_end_hour: int = 19
-    baseline_days: int = 28
-    min_baseline_days: int = 5
-    volume_factor: float = 3.0
-    volume_min: int = 10
-    case_search_limit: int = 20
-    subject_case_limit: int = 5
-    refusal_training_min: int = 3
-    protected_terms: tuple[str, ...] = PROTECTED_TERMS
-
-
-@dataclass(frozen=True)
-class Rule:
-    id: str
-    title: str
-    text: str
-
-
-@dataclass(frozen=True)
-class Finding:
-    rule_id: str
-    subject: str  # what is flagged: a user, a user-day, a case, a gallery subject, a search
-    users: tuple[str, ...]  # the people an auditor should talk to
-    value: int  # the figure charted
-    summary: str
-    seqs: tuple[int, ...]  # the events behind it
-
-
-@dataclass(frozen=True)
-class RuleResult:
-    rule: Rule
-    findings: tuple[Finding, ...]
-    checked: int  # how many items the rule examined
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class AuditReport:
-    start: datetime
-    end: datetime
-    config: ReportConfig
-    events_examined: int  # events inside the period
-    results: tuple[RuleResult, ...]
-    refusals: dict[str, dict[str, list[int]]]  # user -> refusal code -> seqs (training topics)
-    events: dict[int, AuditRecord] = field(repr=False)  # every event a finding cites
-    integrity: str = ""
-
-    def flagged_users(self) -> dict[str, set[str]]:
-        """Rule id -> users named by its findings."""
-        return {r.rule.id: {u for f in r.findings for u in f.users} for r in self.results}
+__all__ = [
+    "CANDIDATES_VIEW",
+    "FREE_TEXT_DETAILS",
+    "LEAD_REPORT",
+    "PROTECTED_TERMS",
+    "REVIEW_ACTIONS",
+    "REVIEW_DISPOSE",
+    "REVIEW_RESOLVE",
+    "REVIEW_VERIFY",
+    "SEARCH_SUBMIT",
+    "TRAINING_EXPIRED",
+    "AuditReport",
+    "Finding",
+    "ReportConfig",
+    "Rule",
+    "RuleResult",
+    "build_report",
+    "refusal_table",
+    "rules",
+]
 
 
 class _Context:
@@ -278,11 +236,7 @@ def _peer_reviewed(release: AuditRecord, reviews: list[AuditRecord]) -> list[int
     """The (disposition, verification) seqs that clear a release, or None."""
     earlier = [r for r in reviews if r.seq < release.seq and r.outcome == "ok"]
     disposed = [r for r in earlier if r.action == REVIEW_DISPOSE]
-    verified = [
-        r
-        for r in earlier
-        if r.action == REVIEW_VERIFY and r.details.get("decision", "verified") == "verified"
-    ]
+    verified = [r for r in earlier if _confirms(r)]
     for d in disposed:
         for v in verified:
             if v.actor != d.actor and v.seq > d.seq:
@@ -290,12 +244,24 @@ def _peer_reviewed(release: AuditRecord, reviews: list[AuditRecord]) -> list[int
     return None
 
 
+def _confirms(review: AuditRecord) -> bool:
+    """A second person's confirmation: a verification, or a supervisor upholding the lead."""
+    said = review.details.get("decision") or review.details.get("status")
+    if review.action == REVIEW_VERIFY:
+        return said in (None, "verified")
+    return review.action == REVIEW_RESOLVE and said in ("uphold", "verified")
+
+
+def _is_release(r: AuditRecord) -> bool:
+    return r.action == LEAD_REPORT and r.outcome == "ok" and r.details.get("kind") != "no_lead"
+
+
 def _unreviewed_releases(ctx: _Context, rule: Rule) -> RuleResult:
     reviews: dict[str, list[AuditRecord]] = defaultdict(list)
     for r in ctx.all:
         if r.action in REVIEW_ACTIONS and r.object_id:
             reviews[r.object_id].append(r)
-    releases = [r for r in ctx.period if r.action == LEAD_REPORT and r.outcome == "ok"]
+    releases = [r for r in ctx.period if _is_release(r)]
     findings = []
     for r in releases:
         if _peer_reviewed(r, reviews.get(r.object_id or "", [])) is None:
@@ -388,9 +354,11 @@ def rules(config: ReportConfig) -> list[tuple[Rule, Callable[[_Context, Rule], R
          "requester_cannot_view, forbidden...), other than for lapsed training.",
          _unassigned_views),
         ("lead.unreviewed_release", "Leads released without peer review",
-         "Flag each successful lead.report event unless, earlier in the log, the same search "
-         "(object_id) has a successful review.dispose and a later successful review.verify "
-         "(details.decision absent or 'verified') by a different user.", _unreviewed_releases),
+         "Flag each successful lead.report event (other than details.kind 'no_lead') unless, "
+         "earlier in the log, the same search (object_id) has a successful review.dispose and "
+         "a later confirmation by a different user: a successful review.verify whose "
+         "details.decision (or details.status), if present, is 'verified', or a successful "
+         "review.resolve whose details.decision is 'uphold'.", _unreviewed_releases),
         ("training.probe_refusals", "Probe refusals per user, by reason",
          f"Flag each user and refusal code with at least {c.refusal_training_min} refused "
          "search.submit events in the period (a training topic); every refusal is tabled.",

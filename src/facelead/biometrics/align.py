@@ -76,9 +76,7 @@ ARCFACE_EYE_MID = ARCFACE_112[:2].mean(axis=0)
 ARCFACE_EYE_DISTANCE = float(np.linalg.norm(ARCFACE_112[1] - ARCFACE_112[0]))
 
 
-def eye_crop(
-    image: RGBImage, face: Face, size: int, eye_distance: float, eye_y: float
-) -> RGBImage:
+def eye_crop(image: RGBImage, face: Face, size: int, eye_distance: float, eye_y: float) -> RGBImage:
     """Five-point crop placing the eyes ``eye_distance`` px apart at height ``eye_y``.
 
     The ArcFace template is scaled about its eye midpoint, so the relative

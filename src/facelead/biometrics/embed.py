@@ -123,7 +123,8 @@ class FaceNetEmbedder(_LazyModel):
     def standardise(self, crop: np.ndarray) -> np.ndarray:
         """FaceNet's "prewhiten": per-image standardisation (the 2017 models' input)."""
         std = max(float(crop.std()), 1.0 / np.sqrt(crop.size))
-        return (crop - crop.mean()) / std
+        standardised: np.ndarray = (crop - crop.mean()) / std
+        return standardised
 
     def embed(self, image: RGBImage, face: Face) -> Vector:
         model, lock = self._model()

@@ -47,6 +47,12 @@ MODEL_CONFIGS: dict[str, FusionConfig] = {
         FusionConfig("sface-v1", (("sface", 1.0),)),
         FusionConfig("facenet-v1", (("facenet", 1.0),)),
         FusionConfig("dlib-v1", (("dlib", 1.0),)),
+        # v2 members: each model's own training geometry and flip averaging
+        # (biometrics/embed.py); weights chosen by cross-validation on LFW
+        # (eval/fusion_search.py, docs/accuracy.md).
+        FusionConfig("sface-v2", (("sface-flip", 1.0),)),
+        FusionConfig("facenet-v2", (("facenet-v2", 1.0),)),
+        FusionConfig("dlib-v2", (("dlib-v2", 1.0),)),
     )
 }
 

@@ -1,7 +1,8 @@
-"""``facelead case ...``: open, close and show cases; approve a probe quality override."""
+"""``facelead case ...``: open, close, show; quality overrides; outcomes; disclosure packages."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,6 +17,8 @@ from facelead.services.cases import (
     show_case,
 )
 from facelead.services.context import Services
+from facelead.services.corroboration import record_outcome
+from facelead.services.disclosure import disclose_case
 
 case_app = typer.Typer(
     help="Cases: every search is filed under an open case of your agency.", no_args_is_help=True
@@ -101,5 +104,46 @@ def approve_override_command(
     console.print(
         f"quality override {override_id} approved for {requester} on case {number}; "
         "it is used up by their next submission of that probe",
+        markup=False,
+    )
+
+
+@case_app.command("outcome")
+def outcome_command(
+    number: NumberArg,
+    search: Annotated[int, typer.Option(help="The search of this case to close.")],
+    outcome: Annotated[
+        str | None,
+        typer.Option(help="confirmed (needs corroboration), excluded or unresolved."),
+    ] = None,
+    notes: Annotated[str, typer.Option(help="What decided the outcome (recorded).")] = "",
+    user: UserOption = None,
+) -> None:
+    """Close one search of a case with its outcome; a search never closes without one."""
+    services = _services()
+    actor = current_actor(services, user)
+    summary = record_outcome(services, actor, number, search, outcome, notes)
+    console.print(
+        f"search {summary.search_id} of case {summary.case_number}: {summary.status.value} "
+        f"({outcome})",
+        markup=False,
+    )
+
+
+@case_app.command("disclose")
+def disclose_command(
+    number: NumberArg,
+    out: Annotated[Path, typer.Option(help="Folder for the ZIP package.")] = Path("."),
+    user: UserOption = None,
+) -> None:
+    """Supervisor: write the disclosure package (ZIP with SHA-256 manifest) of a case."""
+    services = _services()
+    package = disclose_case(services, current_actor(services, user), number)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / package.filename
+    path.write_bytes(package.data)
+    console.print(
+        f"wrote {path}: {package.searches} searches, {len(package.manifest)} files, "
+        f"{package.audit_events} audit events; sha256 {package.sha256}",
         markup=False,
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -12,13 +11,18 @@ from rich.progress import Progress
 from facelead.cli.audit import audit_app
 from facelead.cli.auth import UserOption, current_actor
 from facelead.cli.cases import case_app
+from facelead.cli.eval import eval_app
+from facelead.cli.gallery import gallery_app
+from facelead.cli.lifecycle import import_command, retention_app
 from facelead.cli.output import banner, console, fail
+from facelead.cli.review import corroborate_app, lead_app, review_app
+from facelead.cli.serve import serve_command
 from facelead.cli.users import first_admin, users_app
 from facelead.domain.gallery import EnrolmentStatus, read_manifest
 from facelead.domain.search import ProbeProvenance, SearchRequest
 from facelead.errors import FaceLeadError, InputError
 from facelead.services.context import Services
-from facelead.services.gallery import enroll_files, gallery_stats
+from facelead.services.gallery import enroll_files
 from facelead.services.search import submit_search
 
 app = typer.Typer(
@@ -26,13 +30,17 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-gallery_app = typer.Typer(
-    help="Inspect the gallery of enrolled booking photos.", no_args_is_help=True
-)
 app.add_typer(gallery_app, name="gallery")
+app.add_typer(retention_app, name="retention")
+app.command("import")(import_command)
 app.add_typer(users_app, name="user")
 app.add_typer(case_app, name="case")
 app.add_typer(audit_app, name="audit")
+app.add_typer(review_app, name="review")
+app.add_typer(lead_app, name="lead")
+app.add_typer(corroborate_app, name="corroborate")
+app.add_typer(eval_app, name="eval")
+app.command("serve")(serve_command)
 
 MAX_REFUSALS_SHOWN = 10
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -165,14 +173,6 @@ def search(
     )
     console.print("Candidates are shown only to the examiners assigned to this search.")
     banner(receipt.disclaimer)
-
-
-@gallery_app.command("stats")
-def stats(user: UserOption = None) -> None:
-    """Counts of subjects, bookings, photos and templates per model."""
-    svc = services()
-    svc.initialise()
-    console.print_json(json.dumps(gallery_stats(svc, current_actor(svc, user))))
 
 
 def run() -> None:

@@ -1,10 +1,12 @@
 """Cases and the search records that belong to them, as services hand them out.
 
 A search exists only inside an open case: the case number is what ties a
-face search to a law-enforcement purpose an auditor can check. The search
-state machine here covers submission only (``submitted -> rejected |
-candidates_ready``); the review states of DESIGN.md extend ``TRANSITIONS``
-later without changing these.
+face search to a law-enforcement purpose an auditor can check. ``TRANSITIONS``
+is the whole search state machine of DESIGN.md: the quality gate, examiner
+review, blind peer verification (with return for review or escalation to a
+supervisor), release of the lead report, corroboration, and closing with an
+outcome. The services call ``advance`` before every status change, so an
+illegal move raises before anything is written.
 """
 
 from __future__ import annotations
@@ -27,19 +29,45 @@ class CaseStatus(StrEnum):
 class SearchStatus(StrEnum):
     SUBMITTED = "submitted"
     REJECTED = "rejected"  # reserved: a probe found unusable after the record exists
-    CANDIDATES_READY = "candidates_ready"
+    CANDIDATES_READY = "candidates_ready"  # waiting for (another round of) examiner review
+    NO_LEAD = "no_lead"  # the examiner found no candidate worth investigating
+    POSSIBLE_LEAD = "possible_lead"  # 1..N possible leads, waiting for blind verification
+    RETURNED_FOR_REVIEW = "returned_for_review"  # the verifier disagreed
+    ESCALATED = "escalated"  # a supervisor resolves the disagreement
+    VERIFIED = "verified"  # two examiners agree (or a supervisor resolved): may be released
+    LEAD_RELEASED = "lead_released"  # the lead report went to the requester
+    CORROBORATED = "corroborated"  # independent evidence supports the lead
+    CLOSED = "closed"  # an outcome is recorded; nothing changes any more
 
 
+_S = SearchStatus
 TRANSITIONS: dict[SearchStatus, frozenset[SearchStatus]] = {
-    SearchStatus.SUBMITTED: frozenset({SearchStatus.REJECTED, SearchStatus.CANDIDATES_READY}),
-    SearchStatus.REJECTED: frozenset(),
-    SearchStatus.CANDIDATES_READY: frozenset(),
+    _S.SUBMITTED: frozenset({_S.REJECTED, _S.CANDIDATES_READY, _S.CLOSED}),
+    _S.REJECTED: frozenset({_S.CLOSED}),
+    _S.CANDIDATES_READY: frozenset({_S.NO_LEAD, _S.POSSIBLE_LEAD, _S.CLOSED}),
+    _S.NO_LEAD: frozenset({_S.CLOSED}),
+    _S.POSSIBLE_LEAD: frozenset({_S.VERIFIED, _S.RETURNED_FOR_REVIEW, _S.CLOSED}),
+    _S.RETURNED_FOR_REVIEW: frozenset({_S.CANDIDATES_READY, _S.ESCALATED, _S.CLOSED}),
+    _S.ESCALATED: frozenset({_S.VERIFIED, _S.NO_LEAD, _S.CANDIDATES_READY, _S.CLOSED}),
+    _S.VERIFIED: frozenset({_S.LEAD_RELEASED, _S.CLOSED}),
+    _S.LEAD_RELEASED: frozenset({_S.CORROBORATED, _S.CLOSED}),
+    _S.CORROBORATED: frozenset({_S.CLOSED}),
+    _S.CLOSED: frozenset(),
 }
-"""Allowed next states; anything else is an illegal transition."""
+"""Allowed next states (DESIGN.md "Search workflow"); anything else is an illegal transition.
+
+``closed`` is reachable from every other state because an investigation can end
+at any point, but only through recording an outcome (``domain.review.check_outcome``).
+"""
+
+AWAITING_REVIEW: frozenset[SearchStatus] = frozenset(
+    {_S.CANDIDATES_READY, _S.POSSIBLE_LEAD, _S.RETURNED_FOR_REVIEW, _S.ESCALATED}
+)
+"""States in which a search waits in the review queue for an examiner or a supervisor."""
 
 
 class ReviewRole(StrEnum):
-    """What an assigned examiner does with a search (the review itself comes later)."""
+    """What an assigned examiner does with a search (domain.review holds the rules)."""
 
     EXAMINER = "examiner"  # first review: compares the probe with each candidate
     VERIFIER = "verifier"  # blind peer verification of the first examiner's leads
@@ -47,6 +75,7 @@ class ReviewRole(StrEnum):
 
 def advance(current: SearchStatus, new: SearchStatus) -> SearchStatus:
     """The new status if the state machine allows it; an illegal move changes nothing."""
+    current, new = SearchStatus(current), SearchStatus(new)
     if new not in TRANSITIONS.get(current, frozenset()):
         raise ConflictError(
             f"a search cannot go from {current.value} to {new.value}",

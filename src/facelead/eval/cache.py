@@ -18,6 +18,7 @@ import os
 import re
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -73,6 +74,7 @@ class TemplateCache:
         name = f"shard-{len(list(folder.glob('shard-*.npz'))):05d}-{uuid.uuid4().hex[:8]}"
         tmp = folder / f".{name}.tmp.npz"
         final = folder / f"{name}.npz"
-        np.savez(tmp, sha256=np.array(shas, dtype="U64"), **fields)
+        arrays: dict[str, Any] = {"sha256": np.array(shas, dtype="U64"), **fields}
+        np.savez(tmp, **arrays)
         os.replace(tmp, final)
         return final

@@ -132,7 +132,9 @@ def identification_cv(
     labels = np.unique(np.concatenate([mated_fold, nonmated_fold]))
     choice = []
     for label in labels:
-        values = [objective(i, mated_fold != label, nonmated_fold != label) for i in range(len(grid))]
+        values = [
+            objective(i, mated_fold != label, nonmated_fold != label) for i in range(len(grid))
+        ]
         choice.append(pick(values, grid, maximise=False))
     weights = tuple(tuple(float(w) for w in grid[i]) for i in choice)
     return IdentificationCV(weights, np.array(choice, dtype=np.int64))

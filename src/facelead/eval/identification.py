@@ -11,6 +11,7 @@ candidates either, which is a correct non-match, so its top score is set to
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -100,7 +101,7 @@ class IdentificationResult:
     n_mated: int
     n_nonmated: int
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -131,13 +132,19 @@ def objective(result: ProbeOutcomes, target_fpir: float = FPIR_TARGETS[0]) -> fl
     for large galleries where every false candidate is a possible false lead.
     """
     rank1 = metrics.fnir_at_rank(result.ranks, 1)
-    tail, _ = metrics.fnir_at_fpir(result.ranks, result.mate_scores, result.nonmated_top, target_fpir)
+    tail, _ = metrics.fnir_at_fpir(
+        result.ranks, result.mate_scores, result.nonmated_top, target_fpir
+    )
     return rank1 + tail
 
 
-def subset(result: ProbeOutcomes, mated: NDArray[np.bool_], nonmated: NDArray[np.bool_]) -> ProbeOutcomes:
+def subset(
+    result: ProbeOutcomes, mated: NDArray[np.bool_], nonmated: NDArray[np.bool_]
+) -> ProbeOutcomes:
     """The outcomes of a subset of searches (a cross-validation fold)."""
-    return ProbeOutcomes(result.ranks[mated], result.mate_scores[mated], result.nonmated_top[nonmated])
+    return ProbeOutcomes(
+        result.ranks[mated], result.mate_scores[mated], result.nonmated_top[nonmated]
+    )
 
 
 def concatenate(parts: list[ProbeOutcomes]) -> ProbeOutcomes:

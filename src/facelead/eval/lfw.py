@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facelead.biometrics.embed import EMBEDDERS
-from facelead.biometrics.fusion import FusionConfig, model_config
+from facelead.biometrics.fusion import MODEL_CONFIGS, FusionConfig, model_config
 from facelead.eval import fusion_search, metrics
 from facelead.eval.cache import TemplateCache
 from facelead.eval.identification import (
@@ -143,6 +143,14 @@ def load_inputs(
     return _Inputs(pairs, split, index, by_pair, search_scores(index, split, names))
 
 
+def single_config(name: str) -> FusionConfig:
+    """The registered single-model id of embedder *name* (e.g. sface-flip -> sface-v2)."""
+    for config in MODEL_CONFIGS.values():
+        if config.members == ((name, 1.0),):
+            return config
+    return FusionConfig(name, ((name, 1.0),))
+
+
 def _fold_arrays(pairs: Sequence[Pair]) -> tuple[NDArray[np.bool_], NDArray[np.int64]]:
     mated = np.array([p.mated for p in pairs], dtype=bool)
     fold = np.array([p.fold for p in pairs], dtype=np.int64)
@@ -244,11 +252,9 @@ def run_lfw(
     names = _embedder_names(model_ids)
     inputs = load_inputs(root, names, cache, workers, progress)
     templates_done = time.perf_counter()
-    singles = [f"single:{name}" for name in names]
     models: dict[str, ModelReport] = {}
-    for name in singles:
-        member = name.split(":", 1)[1]
-        models[name] = evaluate_config(inputs, FusionConfig(name, ((member, 1.0),)))
+    for config in (single_config(name) for name in names):
+        models[config.model_id] = evaluate_config(inputs, config)
     for model_id in dict.fromkeys(model_ids):
         models[model_id] = evaluate_config(inputs, model_config(model_id))
     selection = select_fusion(inputs) if select else {}
@@ -257,6 +263,7 @@ def run_lfw(
     counts = {
         "protocol": inputs.split.counts,
         "pairs": len(inputs.pairs),
+        "templates_computed": inputs.index.templates.computed,
         "acquisition": acquisition_counts(inputs.index, inputs.split),
         "quality_gate_would_flag": {
             "mated_probes": quality_counts(inputs.index, [p for p, _ in inputs.split.mated]),

@@ -96,10 +96,16 @@ def read_pairs(root: Path) -> list[Pair]:
     for index, row in enumerate(rows):
         fold = index // (2 * per_class)
         if len(row) == 3:
-            first, second = lfw_image(root, row[0], int(row[1])), lfw_image(root, row[0], int(row[2]))
+            first, second = (
+                lfw_image(root, row[0], int(row[1])),
+                lfw_image(root, row[0], int(row[2])),
+            )
             pairs.append(Pair(first, second, True, fold))
         elif len(row) == 4:
-            first, second = lfw_image(root, row[0], int(row[1])), lfw_image(root, row[2], int(row[3]))
+            first, second = (
+                lfw_image(root, row[0], int(row[1])),
+                lfw_image(root, row[2], int(row[3])),
+            )
             pairs.append(Pair(first, second, False, fold))
         else:
             raise InputError(f"{path}: line {index + 2} is neither a mated nor a non-mated pair")
@@ -179,9 +185,7 @@ def read_labelled_csv(csv_path: Path) -> list[dict[str, str]]:
     return rows
 
 
-def folder_identification(
-    csv_path: Path, distractors: Path | None = None
-) -> IdentificationSplit:
+def folder_identification(csv_path: Path, distractors: Path | None = None) -> IdentificationSplit:
     """Gallery = first image of each identity sorted by path; mated probes = the rest.
 
     Every identity is enrolled, as the CSV defines the gallery, so there are no

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from facelead.eval.models_doc import render_models
 from facelead.eval.plots import cmc_plot, det_plot
 
 COMMAND = (
@@ -119,7 +120,9 @@ def counts_section(counts: Mapping[str, Any]) -> list[str]:
     for kind, label in (("mated_probes", "mated"), ("nonmated_probes", "non-mated")):
         flags = gate[kind]
         detail = ", ".join(
-            f"{name} {count}" for name, count in flags.items() if name not in ("any", "of") and count
+            f"{name} {count}"
+            for name, count in flags.items()
+            if name not in ("any", "of") and count
         )
         lines.append(
             f"- Quality gate (not applied in evaluation): it would have flagged {flags['any']} of "
@@ -129,13 +132,15 @@ def counts_section(counts: Mapping[str, Any]) -> list[str]:
 
 
 def write_report(report: Mapping[str, Any], folder: Path) -> list[Path]:
-    """Write ``accuracy.md`` and ``img/lfw-cmc.png``, ``img/lfw-det.png`` into *folder*."""
+    """Write ``accuracy.md``, ``models.md``, ``img/lfw-cmc.png`` and ``img/lfw-det.png``."""
     idents = {key: model["identification"] for key, model in report["models"].items()}
     cmc = cmc_plot(idents, folder / "img" / "lfw-cmc.png", "LFW 1:N: CMC")
     det = det_plot(idents, folder / "img" / "lfw-det.png", "LFW 1:N: DET")
     page = folder / "accuracy.md"
     page.write_text(render(report), encoding="utf-8")
-    return [page, cmc, det]
+    models = folder / "models.md"
+    models.write_text(render_models(report), encoding="utf-8")
+    return [page, models, cmc, det]
 
 
 def render(report: Mapping[str, Any]) -> str:

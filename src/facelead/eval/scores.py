@@ -49,7 +49,9 @@ def search_scores(
 ) -> SearchScores:
     """Probe x enrolled-subject cosine matrices; failed gallery images are not enrolled."""
     gallery_paths = [p for p, _ in split.gallery] + list(split.distractors)
-    gallery_ids = [i for _, i in split.gallery] + [f"\0distractor{n}" for n in range(len(split.distractors))]
+    gallery_ids = [i for _, i in split.gallery] + [
+        f"\0distractor{n}" for n in range(len(split.distractors))
+    ]
     enrolled = index.has_face(gallery_paths)
     columns = {identity: c for c, identity in enumerate(np.array(gallery_ids)[enrolled])}
     known = {identity for _, identity in split.gallery}
@@ -92,7 +94,10 @@ def quality_counts(index: TemplateIndex, paths: Sequence[Path]) -> dict[str, int
     rows = index.rows(paths)
     masks = index.templates.quality[rows]
     has_face = index.templates.status[rows] != NO_FACE
-    counts = {name: int(np.sum(has_face & ((masks >> i) & 1).astype(bool))) for i, name in enumerate(QUALITY_CHECKS)}
+    counts = {
+        name: int(np.sum(has_face & ((masks >> i) & 1).astype(bool)))
+        for i, name in enumerate(QUALITY_CHECKS)
+    }
     counts["any"] = int(np.sum(has_face & (masks != 0)))
     counts["of"] = int(np.sum(has_face))
     return counts

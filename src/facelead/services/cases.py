@@ -21,11 +21,13 @@ from facelead.domain.cases import (
     SearchSummary,
     normalise_case_number,
 )
+from facelead.domain.corroboration import require_outcomes
 from facelead.domain.identity import normalise_username
 from facelead.errors import ConflictError, InputError, NotFoundError
 from facelead.services.context import Services
 from facelead.services.uow import Scope, perform
 from facelead.store import cases as repo
+from facelead.store import review as review_repo
 from facelead.store.case_models import CaseRecord, SearchRecord
 
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
@@ -50,7 +52,7 @@ def open_case(services: Services, actor: Actor, number: str, offence_category: s
 
 
 def close_case(services: Services, actor: Actor, number: str) -> Case:
-    """Close a case of the actor's agency; no search can be filed under it afterwards."""
+    """Close a case of the actor's agency once every search has an outcome; no search after."""
     with perform(
         services, actor, Action.CASE_CLOSE, object_type="case", object_id=number, case_number=number
     ) as scope:
@@ -59,6 +61,8 @@ def close_case(services: Services, actor: Actor, number: str) -> Case:
         policy.require_same_agency(record.agency, actor.agency)
         if record.status == CaseStatus.CLOSED.value:
             raise ConflictError(f"case {number} is already closed", code="case_already_closed")
+        closed = (SearchStatus.CLOSED.value,)
+        require_outcomes(review_repo.unclosed_searches(scope.session, record.id, closed))
         repo.close_case(scope.session, record, user_ref(actor))
         return case_of(record)
 

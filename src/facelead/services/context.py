@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from functools import cached_property
 
+from facelead.audit.checkpoint import KEY_FILE
+from facelead.audit.log import configure_checkpoints
 from facelead.biometrics.decode import DecodedImage, DecodeLimits, decode_image
 from facelead.biometrics.pipeline import FacePipeline
 from facelead.config import Settings
@@ -29,7 +31,10 @@ class Services:
 
     @cached_property
     def db(self) -> Database:
-        return Database(self.settings.effective_database_url)
+        db = Database(self.settings.effective_database_url)
+        # Every N audit events a checkpoint is signed with the key under FACELEAD_HOME/keys.
+        configure_checkpoints(db.url, self.settings.keys_dir / KEY_FILE)
+        return db
 
     @cached_property
     def images(self) -> ImageStore:

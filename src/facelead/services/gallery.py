@@ -10,10 +10,11 @@ from typing import Any
 from facelead.biometrics.select import face_for_enrolment
 from facelead.domain.access import Action, Actor
 from facelead.domain.gallery import BookingRef, EnrolmentResult, EnrolmentStatus, PhotoView
-from facelead.errors import FaceError, FaceLeadError, InputError
+from facelead.errors import ConflictError, FaceError, FaceLeadError, InputError
 from facelead.services.context import Services
 from facelead.services.uow import Scope, perform
 from facelead.store import gallery as repo
+from facelead.store import lifecycle as lifecycle_repo
 
 
 def enroll_photo(
@@ -25,20 +26,36 @@ def enroll_photo(
     A profile view is kept for examiners but gets no template: profile-to-
     frontal scores are unreliable and would only add false candidates.
     """
-    sha = hashlib.sha256(data).hexdigest()
     with perform(services, actor, Action.GALLERY_ENROL, object_type="photo") as scope:
-        scope.details.update(
-            source=Path(source).name,
-            subject_id=ref.subject_id,
-            booking=ref.booking_number,
-            image_sha256=sha,
+        return enrol_in_scope(services, scope, data, source, ref)
+
+
+def enrol_in_scope(
+    services: Services, scope: Scope, data: bytes, source: str, ref: BookingRef
+) -> EnrolmentResult:
+    """The body of ``enroll_photo`` inside a caller's ``perform`` (bulk import adds its status).
+
+    Images of a sealed, expunged or purged subject are refused for good
+    (``record_removed``): a stale export cannot bring them back.
+    """
+    sha = hashlib.sha256(data).hexdigest()
+    scope.details.update(
+        source=Path(source).name,
+        subject_id=ref.subject_id,
+        booking=ref.booking_number,
+        image_sha256=sha,
+    )
+    if lifecycle_repo.photo_removed(scope.session, sha):
+        raise ConflictError(
+            "these image bytes belong to a removed (sealed, expunged or purged) record",
+            code="record_removed",
         )
-        existing = repo.find_photo_by_sha(scope.session, sha)
-        if existing is not None:
-            scope.object_id, scope.details["status"] = str(existing.id), "duplicate"
-            return EnrolmentResult(source, EnrolmentStatus.DUPLICATE, ref.subject_id, existing.id)
-        photo_id, status = _enrol_new(services, scope, data, source, ref)
-        scope.object_id, scope.details["status"] = str(photo_id), status.value
+    existing = repo.find_photo_by_sha(scope.session, sha)
+    if existing is not None:
+        scope.object_id, scope.details["status"] = str(existing.id), "duplicate"
+        return EnrolmentResult(source, EnrolmentStatus.DUPLICATE, ref.subject_id, existing.id)
+    photo_id, status = _enrol_new(services, scope, data, source, ref)
+    scope.object_id, scope.details["status"] = str(photo_id), status.value
     return EnrolmentResult(source, status, ref.subject_id, photo_id)
 
 
@@ -57,7 +74,6 @@ def _enrol_new(
             failures=list(analysis.quality.failures),
             measures=analysis.quality.measures,
         )
-    services.images.put(data)
     session = scope.session
     subject = repo.get_or_create_subject(session, ref.subject_id)
     booking = repo.get_or_create_booking(
@@ -78,6 +94,9 @@ def _enrol_new(
     )
     if view is PhotoView.FRONTAL:
         repo.add_template(session, photo, analysis.model_id, analysis.template)
+    # The file last: a refusal above (a booking of another subject...) leaves no orphan bytes.
+    services.images.put(data)
+    if view is PhotoView.FRONTAL:
         return photo.id, EnrolmentStatus.ENROLLED
     return photo.id, EnrolmentStatus.STORED_NOT_SEARCHABLE
 

@@ -38,13 +38,14 @@ from facelead.domain.search import (
     SearchRequest,
     validate_top_k,
 )
-from facelead.errors import NotFoundError, RateLimited
+from facelead.errors import NotFoundError, PermissionDenied, RateLimited
 from facelead.index.flat import Hit
 from facelead.services.cases import require_case, summary_of, user_ref
 from facelead.services.context import Services
 from facelead.services.uow import Scope, perform
 from facelead.store import cases as repo
 from facelead.store import gallery as gallery_repo
+from facelead.store import review as review_repo
 from facelead.store.case_models import CaseRecord, SearchRecord
 
 
@@ -341,6 +342,16 @@ def assign_examiner(
         return summary_of(search, search.case.number)
 
 
+def _refuse_during_blind_review(session: Session, search_id: int, username: str) -> None:
+    """A ranked, scored list would break a blind review the viewer has not yet decided."""
+    if review_repo.open_blind_review(session, search_id, username):
+        raise PermissionDenied(
+            "your blind review is open: use facelead review show (shuffled, unscored) "
+            "until your dispositions are recorded",
+            code="blind_review",
+        )
+
+
 def view_candidates(services: Services, actor: Actor, search_id: int) -> CandidateList:
     """The candidate list, for an examiner assigned to this search only; every view audited."""
     with perform(
@@ -351,6 +362,7 @@ def view_candidates(services: Services, actor: Actor, search_id: int) -> Candida
         scope.case_number, scope.purpose = search.case.number, search.purpose
         assigned = repo.assigned_usernames(scope.session, search.id)
         policy.check_candidate_access(actor.username, search.requester_username, assigned)
+        _refuse_during_blind_review(scope.session, search.id, actor.username)
         ranked = [(c.rank, c.score, c.photo_id) for c in search.candidates]
         candidates = _candidates(scope.session, ranked)
         scope.details["subject_ids"] = [c.subject_id for c in candidates]

@@ -73,12 +73,18 @@ class Database:
             cfg.attributes["connection"] = connection
             command.upgrade(cfg, revision)
 
-    def current_revision(self) -> str | None:
-        """The schema revision recorded in the database; None before any upgrade."""
+    def current_heads(self) -> tuple[str, ...]:
+        """The schema revisions recorded in the database; empty before any upgrade."""
         from alembic.runtime.migration import MigrationContext
 
         with self.engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
+            return tuple(sorted(MigrationContext.configure(connection).get_current_heads()))
+
+    def script_heads(self) -> tuple[str, ...]:
+        """The newest revisions the code knows; equal to ``current_heads`` once upgraded."""
+        from alembic.script import ScriptDirectory
+
+        return tuple(sorted(ScriptDirectory.from_config(self.alembic_config()).get_heads()))
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -29,6 +29,7 @@ from facelead.services.identity.common import (
     identity_policy,
     secret_box,
 )
+from facelead.services.identity.sessions import is_session_token, session_expiry
 from facelead.services.uow import Scope, perform, record_refusal
 from facelead.store import identity as repo
 from facelead.store.identity_models import User
@@ -170,8 +171,12 @@ def authenticate_token(
     interface: str = "cli",
     now: dt.datetime | None = None,
 ) -> Actor:
-    """An API token to its holder's actor. Refusals: ``token_invalid``,
-    ``token_revoked``, ``token_expired``, ``account_disabled``."""
+    """An API or session token to its holder's actor. Refusals: ``token_invalid``,
+    ``token_revoked``, ``token_expired``, ``account_disabled``.
+
+    A session token (``sessions.open_session``) expires after 30 idle minutes;
+    every successful use here moves that deadline on.
+    """
     now = now or utcnow()
     digest = token_digest(token)
     with services.db.session() as session:
@@ -202,6 +207,9 @@ def authenticate_token(
                 "account disabled: ask an administrator", code="account_disabled"
             )
         record.last_used_at = now
+        if is_session_token(token):  # CJIS idle timeout: each use slides the deadline
+            record.expires_at = session_expiry(record.created_at, now)
+            scope.details["session"] = True
         actor = actor_for(record.user, client_address, interface, "token")
     return actor
 

@@ -1,0 +1,188 @@
+"""``facelead eval``: measure accuracy the way NIST does, on LFW or on your own photos."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import Progress
+from rich.table import Table
+
+from facelead.cli.output import console, fail
+from facelead.config import Settings
+from facelead.errors import FaceLeadError
+from facelead.eval.cache import DEFAULT_CACHE, TemplateCache
+
+eval_app = typer.Typer(
+    help="Measure accuracy (NIST FRTE style): LFW 1:1 and 1:N, or 1:N on your own labelled photos.",
+    no_args_is_help=True,
+)
+
+DEFAULT_LFW = Path("../shared/data/lfw")
+
+CacheOption = Annotated[
+    Path,
+    typer.Option(
+        "--cache",
+        help="Template cache folder (keyed by image SHA-256 and model version; reruns reuse it).",
+    ),
+]
+WorkersOption = Annotated[
+    int, typer.Option("--workers", min=1, help="Worker processes for detection and embedding.")
+]
+ModelOption = Annotated[
+    str | None,
+    typer.Option("--model", help="Model id to evaluate (default: FACELEAD_MODEL_ID)."),
+]
+JsonOption = Annotated[
+    Path | None, typer.Option("--json", help="Write the results as JSON to this file.")
+]
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    console.print(f"JSON written to {path}")
+
+
+def _summary_table(models: dict[str, dict[str, Any]], default: str) -> Table:
+    table = Table(title="Accuracy (FNIR: lower is better)")
+    for column in (
+        "model",
+        "1:1 acc.",
+        "TAR@FMR=1e-3",
+        "FNIR r1",
+        "r5",
+        "r20",
+        "@FPIR .01",
+        ".003",
+    ):
+        table.add_column(column)
+    for key, model in models.items():
+        v, i = model.get("verification") or {}, model["identification"]
+        table.add_row(
+            f"{key} (default)" if key == default else key,
+            f"{v['mean_accuracy']:.4f}" if v else "—",
+            f"{v['tar_at_target_fmr']:.4f}" if v else "—",
+            f"{i['fnir_at_rank']['1']:.4f}",
+            f"{i['fnir_at_rank']['5']:.4f}",
+            f"{i['fnir_at_rank']['20']:.4f}",
+            f"{i['fnir_at_fpir']['0.01']:.4f}",
+            f"{i['fnir_at_fpir']['0.003']:.4f}",
+        )
+    return table
+
+
+class _Bar:
+    """Rich progress for template extraction (only shown when work is left)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.task is None:
+            self.task = self.progress.add_task("Detecting and embedding", total=total)
+        self.progress.update(self.task, completed=done)
+
+
+@eval_app.command("lfw")
+def lfw(
+    data: Annotated[
+        Path,
+        typer.Option("--data", help="LFW folder: images/, pairs.txt, people.txt, metadata.csv."),
+    ] = DEFAULT_LFW,
+    json_path: JsonOption = None,
+    cache: CacheOption = DEFAULT_CACHE,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="Write accuracy.md and img/*.png into this folder (docs/)."),
+    ] = None,
+    calibration: Annotated[
+        Path | None,
+        typer.Option(
+            "--calibration",
+            help="Write the default model's score->FMR table, <model_id>.json, into this folder.",
+        ),
+    ] = None,
+    model: ModelOption = None,
+    compare: Annotated[
+        list[str] | None,
+        typer.Option("--compare", help="Other model ids to show beside the default (repeatable)."),
+    ] = None,
+    select: Annotated[
+        bool,
+        typer.Option("--select/--no-select", help="Run the cross-validated fusion weight search."),
+    ] = True,
+    workers: WorkersOption = 2,
+) -> None:
+    """LFW 10-fold 1:1 verification and NIST-style 1:N, per model and fused."""
+    from facelead.eval.calibration import write_calibration
+    from facelead.eval.lfw import run_lfw
+    from facelead.eval.report import write_report
+
+    model_id = model or Settings().model_id
+    try:
+        with Progress(console=console, transient=True) as progress:
+            result = run_lfw(
+                data, model_id, TemplateCache(cache), compare or [], workers, _Bar(progress), select
+            )
+    except FaceLeadError as exc:
+        fail(exc)
+    except FileNotFoundError as exc:
+        console.print(f"error [not_found]: {exc}")
+        raise typer.Exit(2) from exc
+    body = result.as_dict()
+    console.print(_summary_table(body["models"], model_id))
+    if json_path:
+        _write_json(json_path, body)
+    if calibration:
+        console.print(
+            f"Calibration written to {write_calibration(result.calibration, calibration)}"
+        )
+    if report:
+        for path in write_report(body, report):
+            console.print(f"Report written: {path}")
+
+
+@eval_app.command("folder")
+def folder(
+    csv_path: Annotated[
+        Path,
+        typer.Argument(
+            metavar="CSV",
+            help="Labelled photos: columns path,identity (+ optional demographic columns); "
+            "paths relative to the CSV's folder.",
+        ),
+    ],
+    distractors: Annotated[
+        Path | None,
+        typer.Option(
+            "--distractors",
+            help="Extra gallery images of other people: a folder (every image) or a CSV of paths.",
+        ),
+    ] = None,
+    json_path: JsonOption = None,
+    cache: CacheOption = DEFAULT_CACHE,
+    model: ModelOption = None,
+    workers: WorkersOption = 2,
+) -> None:
+    """The same 1:N protocol on your own labelled photos, to check accuracy before use."""
+    from facelead.eval.folder import run_folder
+
+    model_id = model or Settings().model_id
+    try:
+        with Progress(console=console, transient=True) as progress:
+            body = run_folder(
+                csv_path, model_id, TemplateCache(cache), distractors, workers, _Bar(progress)
+            )
+    except FaceLeadError as exc:
+        fail(exc)
+    console.print(_summary_table({model_id: body["models"][model_id]}, model_id))
+    console.print(json.dumps(body["counts"]))
+    if json_path:
+        _write_json(json_path, body)

@@ -1,0 +1,165 @@
+"""``facelead gallery``: statistics, lookups, sealing, expungement, purges, re-templating."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from facelead.cli.auth import UserOption, current_actor
+from facelead.cli.output import console
+from facelead.domain.gallery import RemovalKind, normalise_order, read_orders
+from facelead.services.context import Services
+from facelead.services.gallery import gallery_stats
+from facelead.services.lifecycle import (
+    apply_orders,
+    lookup_removed,
+    lookup_subject,
+    remove_subject,
+    sweep_removed_files,
+)
+
+gallery_app = typer.Typer(
+    help="The gallery of enrolled booking photos: inspect, seal, expunge, purge, re-template.",
+    no_args_is_help=True,
+)
+
+OrderOption = Annotated[
+    str | None,
+    typer.Option("--order", help="Court order or records reference (kept in the tombstone)."),
+]
+SyncOption = Annotated[
+    Path | None,
+    typer.Option("--sync", help="CSV of orders from the RMS: action,subject_id,order[,reason]."),
+]
+ReasonOption = Annotated[str, typer.Option(help="Why, in words (kept in the tombstone).")]
+
+
+def services() -> Services:
+    svc = Services()
+    svc.initialise()
+    return svc
+
+
+@gallery_app.command("stats")
+def stats(user: UserOption = None) -> None:
+    """Counts of subjects, bookings, photos and templates per model."""
+    svc = services()
+    console.print_json(json.dumps(gallery_stats(svc, current_actor(svc, user))))
+
+
+@gallery_app.command("show")
+def show(
+    subject: Annotated[str, typer.Argument(help="Subject id.")], user: UserOption = None
+) -> None:
+    """A live subject's bookings, photo count and templates per model."""
+    svc = services()
+    view = lookup_subject(svc, current_actor(svc, user), subject)
+    console.print_json(json.dumps(view.__dict__))
+
+
+@gallery_app.command("removed")
+def removed(
+    subject: Annotated[str, typer.Argument(help="Subject id.")], user: UserOption = None
+) -> None:
+    """Auditors: was this subject sealed, expunged or purged, and under which order."""
+    svc = services()
+    for record in lookup_removed(svc, current_actor(svc, user), subject):
+        console.print(
+            f"record removed: {record.kind.value} under order {record.order_ref} on "
+            f"{record.removed_at:%Y-%m-%d %H:%M} UTC by {record.removed_by} "
+            f"({len(record.photo_hashes)} photo hashes kept)",
+            markup=False,
+        )
+
+
+def _remove(
+    kind: RemovalKind,
+    subject: str | None,
+    order: str | None,
+    reason: str,
+    sync: Path | None,
+    user: str | None,
+) -> None:
+    svc = services()
+    actor = current_actor(svc, user)
+    if sync is not None:
+        failed = 0
+        for outcome in apply_orders(svc, actor, read_orders(sync, kind.value)):
+            o = outcome.order
+            if outcome.result is None:
+                failed += 1
+                err = outcome.error or {}
+                console.print(
+                    f"refused [{err.get('code')}] {o.kind.value} {o.subject_id} "
+                    f"({o.order_ref}): {err.get('message')}",
+                    markup=False,
+                )
+            else:
+                note = "already applied" if outcome.result.already_applied else "removed"
+                console.print(
+                    f"{o.kind.value} {o.subject_id} ({o.order_ref}): {note}", markup=False
+                )
+        if failed:
+            raise typer.Exit(1)
+        return
+    if not subject or not order:
+        raise typer.BadParameter("give SUBJECT and --order, or --sync CSV")
+    result = remove_subject(svc, actor, normalise_order(kind.value, subject, order, reason))
+    if result.already_applied:
+        console.print(f"order {order} was already applied (tombstone {result.tombstone_id})")
+        return
+    console.print(
+        f"{kind.value}: {result.photos} photos, {result.templates} templates and "
+        f"{result.image_files} image files removed; tombstone {result.tombstone_id} kept",
+        markup=False,
+    )
+
+
+SubjectArg = Annotated[str | None, typer.Argument(help="Subject id (omit with --sync).")]
+
+
+@gallery_app.command("seal")
+def seal(
+    subject: SubjectArg = None,
+    order: OrderOption = None,
+    reason: ReasonOption = "",
+    sync: SyncOption = None,
+    user: UserOption = None,
+) -> None:
+    """Seal a subject's record under a court order: templates, photos and index rows go."""
+    _remove(RemovalKind.SEALED, subject, order, reason, sync, user)
+
+
+@gallery_app.command("expunge")
+def expunge(
+    subject: SubjectArg = None,
+    order: OrderOption = None,
+    reason: ReasonOption = "",
+    sync: SyncOption = None,
+    user: UserOption = None,
+) -> None:
+    """Expunge a subject's record under a court order (same removal as seal)."""
+    _remove(RemovalKind.EXPUNGED, subject, order, reason, sync, user)
+
+
+@gallery_app.command("purge")
+def purge(
+    subject: SubjectArg = None,
+    order: OrderOption = None,
+    reason: ReasonOption = "",
+    sync: SyncOption = None,
+    user: UserOption = None,
+) -> None:
+    """Purge a subject by policy (never charged, charges dropped, acquitted)."""
+    _remove(RemovalKind.PURGED, subject, order, reason, sync, user)
+
+
+@gallery_app.command("sweep")
+def sweep(user: UserOption = None) -> None:
+    """Delete image files of removed subjects that an interrupted removal left behind."""
+    svc = services()
+    count = sweep_removed_files(svc, current_actor(svc, user))
+    console.print(f"{count} leftover image files deleted")

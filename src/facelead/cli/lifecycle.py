@@ -1,0 +1,161 @@
+"""``facelead import``, ``facelead retention run``, ``facelead backup`` and ``restore``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from facelead.cli.auth import UserOption, current_actor
+from facelead.cli.output import console
+from facelead.services.context import Services
+from facelead.services.importer import (
+    ImportOptions,
+    ItemOutcome,
+    collect,
+    prepare_import,
+    run_import,
+    summarise,
+)
+from facelead.services.retention import apply_retention, plan_retention
+
+retention_app = typer.Typer(help="Retention of probes and candidate lists.", no_args_is_help=True)
+
+
+def services() -> Services:
+    svc = Services()
+    svc.initialise()
+    return svc
+
+
+class RateColumn(ProgressColumn):
+    """Images per second over the run so far (rich's own speed column counts bytes)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("—/s" if speed is None else f"{speed:.1f} img/s")
+
+
+def import_command(
+    sources: Annotated[
+        list[Path],
+        typer.Argument(help="Folders (with manifest.csv), manifest CSVs, ANSI/NIST-ITL files."),
+    ],
+    manifest: Annotated[
+        Path | None,
+        typer.Option(
+            help="Manifest for a folder: path,subject_id,booking_number,booking_date,agency,"
+            "pose,date_of_birth|age_at_booking."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Processes (default FACELEAD_IMPORT_WORKERS or all cores).")
+    ] = None,
+    allow_juvenile: Annotated[
+        bool | None,
+        typer.Option("--allow-juvenile", help="Enrol records of people under 18 at booking."),
+    ] = None,
+    retry_refused: Annotated[
+        bool, typer.Option("--retry-refused", help="Try earlier refusals again.")
+    ] = False,
+    user: UserOption = None,
+) -> None:
+    """Bulk-enrol booking records; resumable (re-run after any interruption) and parallel."""
+    svc = services()
+    actor = current_actor(svc, user)
+    options = ImportOptions.from_settings(
+        svc.settings, workers=workers, allow_juvenile=allow_juvenile, retry_refused=retry_refused
+    )
+    plan = prepare_import(svc, actor, collect(sources, manifest), options)
+    console.print(
+        f"{plan.total} items: {plan.already_done} done and {plan.already_refused} refused "
+        f"before, {len(plan.records)} to process on {options.processes(len(plan.records))} "
+        "processes",
+        markup=False,
+    )
+    outcomes: list[ItemOutcome] = []
+    columns = (
+        TextColumn("Importing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("import", total=len(plan.records))
+        for outcome in run_import(svc, actor, plan, options):
+            outcomes.append(outcome)
+            progress.advance(task)
+    _print_summary(outcomes)
+
+
+def _print_summary(outcomes: list[ItemOutcome]) -> None:
+    summary = summarise(outcomes)
+    console.print(
+        ", ".join(f"{k}: {n}" for k, n in sorted(summary.statuses.items())) or "nothing to do"
+    )
+    if summary.refusals:
+        table = Table(title="Refusals by reason")
+        table.add_column("code")
+        table.add_column("items", justify="right")
+        for code, n in sorted(summary.refusals.items(), key=lambda kv: (-kv[1], kv[0])):
+            table.add_row(code, str(n))
+        console.print(table)
+
+
+@retention_app.command("run")
+def retention_run(
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Delete for real (default: dry run, nothing deleted).")
+    ] = False,
+    at: Annotated[
+        str | None, typer.Option(help="Evaluate the rules as of this UTC date (YYYY-MM-DD).")
+    ] = None,
+    user: UserOption = None,
+) -> None:
+    """Delete probe images and candidate lists past their retention period (dry run first)."""
+    svc = services()
+    actor = current_actor(svc, user)
+    now = dt.datetime.combine(dt.date.fromisoformat(at), dt.time(), tzinfo=dt.UTC) if at else None
+    if apply:
+        report = apply_retention(svc, actor, now)
+        plan = report.plan
+        verb = "deleted"
+    else:
+        plan = plan_retention(svc, actor, now)
+        verb = "would delete"
+    table = Table(title=f"Retention {'run' if apply else 'dry run'} at {plan.now:%Y-%m-%d %H:%M}")
+    for col in ("search", "case", "rule", "candidates", "dispositions", "probe file"):
+        table.add_column(col)
+    for d in plan.deletions:
+        table.add_row(
+            str(d.search_id),
+            d.case_number,
+            d.rule.value,
+            str(d.candidates),
+            str(d.dispositions),
+            d.probe_sha256[:12] if d.delete_probe_file else "kept",
+        )
+    console.print(table)
+    files = sum(d.delete_probe_file for d in plan.deletions) + len(plan.orphan_probe_files)
+    console.print(
+        f"{verb}: {len(plan.deletions)} searches' candidate lists, "
+        f"{sum(d.candidates for d in plan.deletions)} candidates, {files} probe files",
+        markup=False,
+    )

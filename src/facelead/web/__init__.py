@@ -1,0 +1,1 @@
+"""The examiners' web application: server-rendered pages over the same services."""
