@@ -171,7 +171,7 @@ def add_people() -> None:
                        ("sam", "supervisor"), ("audra", "auditor")]:  # fmt: skip
         facelead(
             "user", "add", name, "--role", role, "--agency", "DEMO", capture=True,
-            FACELEAD_NEW_PASSWORD=f"demo passphrase of {name}", **AS_ADMIN,
+            FACELEAD_NEW_PASSWORD=f"demo passphrase of the {role}", **AS_ADMIN,
         )  # fmt: skip
         facelead("user", "certify", name, "--until", until, **AS_ADMIN)
         issued = facelead("user", "token", "issue", name, "--days", "1", capture=True, **AS_ADMIN)

@@ -367,3 +367,90 @@ def api(installed: Installed) -> Iterator[Api]:
 
 
 # --- end api fixtures ---
+
+# --- web fixtures ---
+# The real application (REST API + web pages, facelead.api.app.create_app) on a fresh
+# SQLite home, with one account per role created through the identity service; the TOTP
+# secrets returned at creation are kept so tests log in as a person would.
+import re as _re  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+
+WEB_PASSWORD = "a web user passphrase"
+WEB_CERTIFIED = dt.date.today() + dt.timedelta(days=365)
+WEB_PEOPLE = {
+    "ivan": ("investigator",),
+    "erin": ("examiner",),
+    "vera": ("examiner",),
+    "audrey": ("auditor",),
+}
+
+
+@dataclass
+class WebSite:
+    """A FaceLead home, its application and the TOTP secret of each account."""
+
+    services: Services
+    secrets: dict[str, str]
+
+    def app(self) -> Any:
+        return create_app(self.services)
+
+    def password(self, username: str) -> str:
+        return ADMIN_PASSWORD if username == "admin" else WEB_PASSWORD
+
+
+def web_install(home: Path, people: dict[str, tuple[str, ...]] | None = None) -> WebSite:
+    """First admin plus ``people`` (certified), created by the installer as `facelead init` does."""
+    services = make_services(home)
+    enrolment = identity_service.create_first_admin(
+        services, "admin", ADMIN_PASSWORD, agency="LACRIS", agency_name="LA County"
+    )
+    secrets = {"admin": enrolment.totp_secret}
+    for name, roles in (WEB_PEOPLE if people is None else people).items():
+        added = identity_service.add_user(services, SYSTEM, name, WEB_PASSWORD, roles, "LACRIS")
+        identity_service.certify_user(services, SYSTEM, name, WEB_CERTIFIED)
+        secrets[name] = added.totp_secret
+    return WebSite(services, secrets)
+
+
+@pytest.fixture
+def web_site(tmp_path: Path) -> Iterator[WebSite]:
+    site = web_install(tmp_path / "home")
+    yield site
+    site.services.db.dispose()
+
+
+@contextmanager
+def served(app: Any) -> Iterator[str]:
+    """Run ``app`` under uvicorn on 127.0.0.1 (a free port) in a thread; yields its base URL."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def hidden_field(html: str, name: str) -> str:
+    """The value of a hidden form field in a page (login token, CSRF token)."""
+    match = _re.search(rf'name="{name}" value="([^"]*)"', html)
+    assert match, f"no {name} field in the page"
+    return match.group(1)
+
+
+# --- end web fixtures ---

@@ -17,7 +17,7 @@ from facelead.errors import AuthenticationError
 from facelead.services import identity as identity_service
 from facelead.services.identity.sessions import SESSION_IDLE, SESSION_MAX
 from facelead.store.models import utcnow
-from tests.conftest import API_CERTIFIED, USER_PASSWORD, Api
+from tests.conftest import API_CERTIFIED, USER_PASSWORD, Api, Installed
 
 ROUTES = {("POST", "/auth/login"), ("POST", "/auth/logout"), ("GET", "/auth/me")}
 
@@ -52,6 +52,24 @@ def test_login_me_logout(api: Api) -> None:
     api.call(None, "GET", "/auth/me", 401, "token_revoked", headers=bearer)
     api.call(None, "POST", "/auth/logout", 401, "token_revoked", headers=bearer)
 
+    # Login and session are audited as API actions from the client's address.
+    with api.services.db.engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT action, outcome, interface, client_address, details FROM audit_events "
+                "WHERE actor = 'ivy' AND outcome = 'ok' ORDER BY seq LIMIT 2"
+            )
+        ).all()
+    for row in rows:
+        assert (row.action, row.interface, row.client_address) == (
+            "auth.login",
+            "api",
+            "testclient",
+        )
+    details = [r.details if isinstance(r.details, dict) else json.loads(r.details) for r in rows]
+    assert details[0]["method"] == "password+totp"
+    assert details[1]["step"] == "session_opened"
+
 
 def test_login_refusals(api: Api) -> None:
     api.call(
@@ -73,26 +91,10 @@ def test_login_refusals(api: Api) -> None:
     api.assert_covered(ROUTES, refusal=401)
 
 
-def test_login_is_audited_with_the_client_address(api: Api) -> None:
-    api.call(None, "POST", "/auth/login", 200, json=login_body(api, "audra"))
-    with api.services.db.engine.connect() as conn:
-        rows = conn.execute(
-            sa.text(
-                "SELECT action, outcome, interface, client_address, details FROM audit_events "
-                "WHERE actor = 'audra' ORDER BY seq DESC LIMIT 2"
-            )
-        ).all()
-    opened = rows[0]  # the session event follows the login event
-    for row in rows:
-        assert (row.action, row.outcome, row.interface) == ("auth.login", "ok", "api")
-        assert row.client_address == "testclient"
-    details = opened.details if isinstance(opened.details, dict) else json.loads(opened.details)
-    assert details["step"] == "session_opened"
-
-
-def test_session_slides_and_expires_after_30_idle_minutes(api: Api) -> None:
-    services = api.services
-    actor = api.installed.login("erin")
+def test_session_slides_and_expires_after_30_idle_minutes(installed: Installed) -> None:
+    services = installed.services
+    installed.add("erin", "examiner")
+    actor = installed.login("erin")
     t0 = utcnow()
     issued = identity_service.open_session(services, actor, now=t0)
     assert issued.expires_at == t0 + SESSION_IDLE
@@ -111,9 +113,10 @@ def test_session_slides_and_expires_after_30_idle_minutes(api: Api) -> None:
     assert info.value.code == "token_expired"
 
 
-def test_session_has_an_absolute_limit_and_api_tokens_do_not_slide(api: Api) -> None:
-    services = api.services
-    actor = api.installed.login("ezra")
+def test_session_has_an_absolute_limit_and_api_tokens_do_not_slide(installed: Installed) -> None:
+    services = installed.services
+    installed.add("ezra", "examiner")
+    actor = installed.login("ezra")
     created = utcnow()
     issued = identity_service.open_session(services, actor, now=created)
     at = created
@@ -125,12 +128,12 @@ def test_session_has_an_absolute_limit_and_api_tokens_do_not_slide(api: Api) -> 
         identity_service.authenticate_token(services, issued.token, "test", now=at)
     assert info.value.code == "token_expired"
 
-    script = identity_service.issue_token(services, api.installed.admin, "ezra", days=1)
-    before = _expiry(api, script.token_id)
+    script = identity_service.issue_token(services, installed.admin, "ezra", days=1)
+    before = _expiry(installed, script.token_id)
     identity_service.authenticate_token(services, script.token, "test")
-    assert _expiry(api, script.token_id) == before
+    assert _expiry(installed, script.token_id) == before
 
 
-def _expiry(api: Api, token_id: int) -> dt.datetime:
-    tokens = identity_service.list_tokens(api.services, api.installed.admin, "ezra")
+def _expiry(installed: Installed, token_id: int) -> dt.datetime:
+    tokens = identity_service.list_tokens(installed.services, installed.admin, "ezra")
     return next(t.expires_at for t in tokens if t.token_id == token_id)

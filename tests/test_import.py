@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from facelead.domain.access import SYSTEM
+from facelead.domain.access import SYSTEM, Role
 from facelead.services.ansi_nist import write_transaction
 from facelead.services.audit import verify_log
 from facelead.services.importer import ImportOptions, collect, prepare_import, run_import
 from facelead.store.audit_models import AuditEvent
 from facelead.store.lifecycle_models import ImportItem
-from tests.conftest import MEDS_NAME, Installed, make_services, provision_token
+from tests.conftest import MEDS_NAME, Installed, audit_actor, make_services, provision_token
 from tests.test_import_nist import face_of
 
 FACELEAD = Path(sys.executable).parent / "facelead"
@@ -186,7 +186,10 @@ def test_import_of_generated_ansi_nist_files(meds_dir: Path, tmp_path: Path) -> 
         booking_number="LASD-2011-77",
         booking_date=dt.date(2011, 7, 7),
         agency="CA0194200",
-        faces=[face_of(meds_dir / "S001-08-t10_01.jpg"), face_of(meds_dir / "S001-08-t10_03.jpg", "R")],
+        faces=[
+            face_of(meds_dir / "S001-08-t10_01.jpg"),
+            face_of(meds_dir / "S001-08-t10_03.jpg", "R"),
+        ],
         birth_date=dt.date(1975, 1, 1),
     )
     minor = write_transaction(
@@ -256,8 +259,4 @@ def test_sigkill_midway_then_rerun_equals_an_uninterrupted_import(
 
 
 def _auditor() -> Any:
-    from tests.conftest import audit_actor
-
-    from facelead.domain.access import Role
-
     return audit_actor(Role.AUDITOR)

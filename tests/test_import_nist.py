@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from facelead.domain.gallery import (
-    ImportRecord,
     BookingRef,
+    ImportRecord,
     PhotoView,
     age_on,
     booking_age,
@@ -101,7 +101,7 @@ def test_damaged_files_are_refused_not_misread(meds_dir: Path, damage: object) -
 
 
 def test_type2_without_subject_is_refused(meds_dir: Path) -> None:
-    with pytest.raises(InputError, match="2.015"):
+    with pytest.raises(InputError, match=r"2\.015"):
         ansi_nist.import_records(booking_file(meds_dir, subject_id=""), "x.an2")
 
 

@@ -21,7 +21,7 @@ from facelead.api.middleware import (
     SecurityHeadersMiddleware,
     UnexpectedErrorMiddleware,
 )
-from facelead.api.routes import api_router
+from facelead.api.router import api_router
 from facelead.services.context import Services
 
 logger = logging.getLogger("facelead.api")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request, UploadFile
+from fastapi import Depends, Request
+from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 MULTIPART = "multipart/form-data"
@@ -22,7 +23,10 @@ def require_multipart(request: Request) -> None:
 
 
 async def file_parts(request: Request) -> list[UploadFile]:
-    """Every file part of the (already parsed, cached) form, whatever its field name."""
+    """Every file part of the (already parsed, cached) form, whatever its field name.
+
+    Starlette's ``UploadFile``: the parser's parts are not FastAPI's subclass.
+    """
     form = await request.form()
     return [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import Progress
 
 from facelead.cli.auth import UserOption, current_actor
 from facelead.cli.output import console
@@ -20,6 +22,7 @@ from facelead.services.lifecycle import (
     remove_subject,
     sweep_removed_files,
 )
+from facelead.services.reindex import reindex, switch_model
 
 gallery_app = typer.Typer(
     help="The gallery of enrolled booking photos: inspect, seal, expunge, purge, re-template.",
@@ -163,3 +166,32 @@ def sweep(user: UserOption = None) -> None:
     svc = services()
     count = sweep_removed_files(svc, current_actor(svc, user))
     console.print(f"{count} leftover image files deleted")
+
+
+@gallery_app.command("reindex")
+def reindex_command(
+    model: Annotated[str, typer.Option("--model", help="Model id to build templates for.")],
+    workers: Annotated[int, typer.Option(help="Processes (0: one per CPU core).")] = 0,
+    switch: Annotated[
+        bool, typer.Option(help="Make the model active once every photo has its template.")
+    ] = True,
+    allow_missing: Annotated[
+        bool, typer.Option("--allow-missing", help="Switch even if some photos failed.")
+    ] = False,
+    user: UserOption = None,
+) -> None:
+    """Build templates of another model next to the old ones (resumable), then switch."""
+    svc = services()
+    actor = current_actor(svc, user)
+    processes = workers or os.cpu_count() or 1
+    written, refused = 0, 0
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"Templating for {model}", total=None)
+        for batch in reindex(svc, actor, model, processes):
+            written += batch.written
+            refused += len(batch.refused)
+            progress.advance(task, batch.written + len(batch.refused))
+    console.print(f"{written} templates written, {refused} photos refused", markup=False)
+    if switch:
+        previous = switch_model(svc, actor, model, allow_missing)
+        console.print(f"active model: {model} (was {previous})", markup=False)

@@ -22,6 +22,8 @@ from rich.text import Text
 
 from facelead.cli.auth import UserOption, current_actor
 from facelead.cli.output import console
+from facelead.config import Settings
+from facelead.services.backup import backup, restore
 from facelead.services.context import Services
 from facelead.services.importer import (
     ImportOptions,
@@ -157,5 +159,30 @@ def retention_run(
     console.print(
         f"{verb}: {len(plan.deletions)} searches' candidate lists, "
         f"{sum(d.candidates for d in plan.deletions)} candidates, {files} probe files",
+        markup=False,
+    )
+
+
+def backup_command(
+    out: Annotated[Path, typer.Argument(help="New (or empty) folder to write the backup into.")],
+    user: UserOption = None,
+) -> None:
+    """Back up the database (SQLite online backup), image stores and keys, with hashes."""
+    svc = services()
+    report = backup(svc, current_actor(svc, user), out)
+    console.print(
+        f"backup written to {report.path}: {report.photos} photos, {report.probes} probes, "
+        f"{report.keys} key files, audit log up to event {report.audit_events}",
+        markup=False,
+    )
+
+
+def restore_command(
+    source: Annotated[Path, typer.Argument(help="A folder written by facelead backup.")],
+) -> None:
+    """Restore a backup onto an empty FACELEAD_HOME, then verify it and its audit chain."""
+    report = restore(Settings(), source)
+    console.print(
+        f"restored into {report.home}; audit chain of {report.audit_events} events verified",
         markup=False,
     )

@@ -13,7 +13,7 @@ from facelead.cli.auth import UserOption, current_actor
 from facelead.cli.cases import case_app
 from facelead.cli.eval import eval_app
 from facelead.cli.gallery import gallery_app
-from facelead.cli.lifecycle import import_command, retention_app
+from facelead.cli.lifecycle import backup_command, import_command, restore_command, retention_app
 from facelead.cli.output import banner, console, fail
 from facelead.cli.review import corroborate_app, lead_app, review_app
 from facelead.cli.serve import serve_command
@@ -33,6 +33,8 @@ app = typer.Typer(
 app.add_typer(gallery_app, name="gallery")
 app.add_typer(retention_app, name="retention")
 app.command("import")(import_command)
+app.command("backup")(backup_command)
+app.command("restore")(restore_command)
 app.add_typer(users_app, name="user")
 app.add_typer(case_app, name="case")
 app.add_typer(audit_app, name="audit")

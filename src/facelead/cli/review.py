@@ -271,7 +271,7 @@ def report_command(
             markup=False,
         )
     console.print(f"wrote {html_path}\nwrote {pdf_path}", markup=False)
-    banner(REPORT_DISCLAIMER)
+    console.print(REPORT_DISCLAIMER, style="bold yellow", markup=False)
 
 
 @corroborate_app.command("add")

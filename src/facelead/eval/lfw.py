@@ -116,8 +116,8 @@ class _Inputs:
     search: SearchScores
 
 
-def _embedder_names(model_ids: Sequence[str]) -> list[str]:
-    names: list[str] = list(FUSION_POOL)
+def _embedder_names(model_ids: Sequence[str], pool: Sequence[str]) -> list[str]:
+    names: list[str] = list(pool)
     for model_id in model_ids:
         names.extend(n for n in model_config(model_id).names if n not in names)
     return names
@@ -172,21 +172,23 @@ def evaluate_config(inputs: _Inputs, config: FusionConfig) -> ModelReport:
     )
 
 
-def _grid_outcomes(inputs: _Inputs, grid: NDArray[np.float64]) -> list[ProbeOutcomes]:
+def _grid_outcomes(
+    inputs: _Inputs, grid: NDArray[np.float64], pool: Sequence[str]
+) -> list[ProbeOutcomes]:
     return [
-        outcomes(inputs.search, inputs.search.fused(dict(zip(FUSION_POOL, row, strict=True))))
+        outcomes(inputs.search, inputs.search.fused(dict(zip(pool, row, strict=True))))
         for row in grid
     ]
 
 
-def select_fusion(inputs: _Inputs) -> dict[str, Any]:
+def select_fusion(inputs: _Inputs, pool: Sequence[str] = FUSION_POOL) -> dict[str, Any]:
     """Cross-validated fusion weights for 1:1 and 1:N, and the all-LFW choice."""
-    grid = fusion_search.simplex_grid(len(FUSION_POOL), GRID_STEP)
+    grid = fusion_search.simplex_grid(len(pool), GRID_STEP)
     mated, fold = _fold_arrays(inputs.pairs)
-    per_model = np.stack([inputs.pair_scores[name] for name in FUSION_POOL])
+    per_model = np.stack([inputs.pair_scores[name] for name in pool])
     verification = fusion_search.verification_cv(per_model, mated, fold, grid)
     tar, _ = metrics.tar_at_fmr(verification.scores[mated], verification.scores[~mated], 1e-3)
-    found = _grid_outcomes(inputs, grid)
+    found = _grid_outcomes(inputs, grid, pool)
     split = inputs.split
     mated_fold = fusion_search.identity_folds([i for _, i in split.mated], CV_FOLDS, CV_SEED)
     nonmated_fold = fusion_search.identity_folds([i for _, i in split.nonmated], CV_FOLDS, CV_SEED)
@@ -205,7 +207,7 @@ def select_fusion(inputs: _Inputs) -> dict[str, Any]:
     everything = np.ones(len(split.mated), bool), np.ones(len(split.nonmated), bool)
     all_lfw = fusion_search.pick([cost(i, *everything) for i in range(len(grid))], grid, False)
     return {
-        "pool": list(FUSION_POOL),
+        "pool": list(pool),
         "grid_step": GRID_STEP,
         "objective_1n": "FNIR(rank 1) + FNIR(FPIR = 0.01), minimised",
         "verification_cv": {
@@ -245,11 +247,12 @@ def run_lfw(
     workers: int = 2,
     progress: Progress | None = None,
     select: bool = True,
+    pool: Sequence[str] = FUSION_POOL,
 ) -> LfwReport:
     """Everything of the module docstring; ``select=False`` skips the weight search."""
     start = time.perf_counter()
     model_ids = [default_model_id, *compare]
-    names = _embedder_names(model_ids)
+    names = _embedder_names(model_ids, pool)
     inputs = load_inputs(root, names, cache, workers, progress)
     templates_done = time.perf_counter()
     models: dict[str, ModelReport] = {}
@@ -257,7 +260,7 @@ def run_lfw(
         models[config.model_id] = evaluate_config(inputs, config)
     for model_id in dict.fromkeys(model_ids):
         models[model_id] = evaluate_config(inputs, model_config(model_id))
-    selection = select_fusion(inputs) if select else {}
+    selection = select_fusion(inputs, pool) if select else {}
     config = model_config(default_model_id)
     calibration = calibrate(inputs, config)
     counts = {

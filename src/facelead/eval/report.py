@@ -37,6 +37,20 @@ and corroborated by independent evidence.
 """
 
 
+FOLDER_SECTION = (
+    "    facelead eval folder photos.csv [--distractors FOLDER_OR_CSV] [--json out.json]",
+    "",
+    "The CSV has columns `path,identity` (paths relative to the CSV's folder) and any "
+    "demographic columns, which are never used for matching but break FNIR at rank 1 down "
+    "per group with Wilson 95% intervals. The gallery is the first photo of each identity "
+    "(sorted by path), every other photo is a mated probe, and `--distractors` enrols extra "
+    "photos of other people (a folder: every image in it; or a CSV of paths). Since every "
+    "identity is enrolled, non-mated searches are made by searching each mated probe with "
+    "its own identity left out of the gallery. 1:1 figures use every mated pair and as many "
+    "random non-mated pairs, in folds by identity. The JSON has the same keys as the LFW one.",
+)
+
+
 def _pct(value: float) -> str:
     return f"{100 * value:.2f}%"
 
@@ -189,8 +203,10 @@ def render(report: Mapping[str, Any]) -> str:
         "## Limits",
         "",
         "LFW photos are celebrity press photos, not booking photos or investigative probes; "
-        "accuracy on an agency's own probes will differ. Run `facelead eval folder` on a "
-        "labelled set of your own before use.",
+        "accuracy on an agency's own probes will differ. Measure it on your own labelled "
+        "photos before use (NIST and the BJA policy template both ask for this):",
+        "",
+        *FOLDER_SECTION,
         "",
         f"Run time of this run: templates {timings.get('templates', 0):.0f} s "
         f"({report['counts'].get('templates_computed', 0)} images embedded, the rest from the "

@@ -13,8 +13,13 @@ from facelead.config import Settings
 from facelead.index.flat import FlatIndex
 from facelead.index.manager import load_or_rebuild
 from facelead.store import gallery as gallery_repo
+from facelead.store import lifecycle as lifecycle_repo
 from facelead.store.db import Database
 from facelead.store.images import ImageStore
+
+
+ACTIVE_MODEL = "active_model"
+"""Settings-table key naming the model id searches use after a re-templating switch."""
 
 
 class Services:
@@ -28,6 +33,8 @@ class Services:
         self.settings = settings or Settings()
         self._index: FlatIndex | None = None
         self._index_lock = threading.Lock()
+        self._pipelines: dict[str, FacePipeline] = {}
+        self._pipeline_lock = threading.Lock()
 
     @cached_property
     def db(self) -> Database:
@@ -45,9 +52,19 @@ class Services:
         """Searched probe images: their own content-addressed area, never the gallery's."""
         return ImageStore(self.settings.probes_dir)
 
-    @cached_property
+    def active_model_id(self) -> str:
+        """The model every search and enrolment uses: the one switched to by a completed
+        re-templating (``facelead gallery reindex``), else the configured one."""
+        with self.db.session() as session:
+            return lifecycle_repo.get_setting(session, ACTIVE_MODEL) or self.settings.model_id
+
+    @property
     def pipeline(self) -> FacePipeline:
-        return FacePipeline(self.settings.model_id)
+        model_id = self.active_model_id()
+        with self._pipeline_lock:
+            if model_id not in self._pipelines:
+                self._pipelines[model_id] = FacePipeline(model_id)
+            return self._pipelines[model_id]
 
     @property
     def limits(self) -> DecodeLimits:
@@ -72,10 +89,14 @@ class Services:
 
     def index(self) -> FlatIndex:
         """The template index, rebuilt from the database whenever it is stale."""
-        model_id = self.settings.model_id
+        model_id = self.active_model_id()
         with self._index_lock, self.db.session() as session:
             generation = gallery_repo.index_generation(session, model_id)
-            if self._index is None or self._index.generation != generation:
+            if (
+                self._index is None
+                or self._index.model_id != model_id
+                or self._index.generation != generation
+            ):
                 self._index = load_or_rebuild(
                     self.settings.index_dir / model_id,
                     model_id,

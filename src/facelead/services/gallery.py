@@ -15,6 +15,7 @@ from facelead.services.context import Services
 from facelead.services.uow import Scope, perform
 from facelead.store import gallery as repo
 from facelead.store import lifecycle as lifecycle_repo
+from facelead.store.lifecycle import REMOVED_PREFIX
 
 
 def enroll_photo(
@@ -45,6 +46,11 @@ def enrol_in_scope(
         booking=ref.booking_number,
         image_sha256=sha,
     )
+    if ref.subject_id.startswith(REMOVED_PREFIX):
+        raise InputError(
+            f"subject ids starting {REMOVED_PREFIX!r} are reserved for removed records",
+            code="invalid_subject_id",
+        )
     if lifecycle_repo.photo_removed(scope.session, sha):
         raise ConflictError(
             "these image bytes belong to a removed (sealed, expunged or purged) record",

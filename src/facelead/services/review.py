@@ -64,7 +64,7 @@ def open_search(scope: Scope, search_id: int) -> SearchRecord:
     """The search, filed on the audit event with its case; refused across agencies."""
     scope.object_type, scope.object_id = "search", str(search_id)
     scope.details["search_id"] = search_id
-    search = cases_repo.get_search(scope.session, int(search_id))
+    search = repo.lock_search(scope.session, int(search_id))
     if search is None:
         raise NotFoundError(f"no search {search_id}", code="search_not_found")
     scope.case_number, scope.purpose = search.case.number, search.purpose

@@ -6,11 +6,14 @@ never commits: the service decides what one transaction is.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from facelead.store.case_models import CandidateRecord
@@ -24,6 +27,7 @@ from facelead.store.lifecycle_models import (
 from facelead.store.models import Booking, Photo, Subject, Template, utcnow
 
 PENDING, DONE, REFUSED, REMOVED = "pending", "done", "refused", "removed"
+REMOVED_PREFIX = "removed-"  # external id of a subject stub kept for past candidate lists
 ITEM_STATUSES = (PENDING, DONE, REFUSED, REMOVED)
 _INSERT_CHUNK = 500
 
@@ -240,7 +244,7 @@ def _retire_subject(session: Session, subject: Subject, tombstone_id: int, keep:
         session.execute(
             update(Subject)
             .where(Subject.id == subject.id)
-            .values(external_id=f"removed-{tombstone_id}", sealed_at=utcnow())
+            .values(external_id=f"{REMOVED_PREFIX}{tombstone_id}", sealed_at=utcnow())
             .execution_options(synchronize_session=False)
         )
     else:
@@ -287,3 +291,103 @@ def set_setting(session: Session, key: str, value: str, username: str) -> None:
     else:
         row.value, row.updated_by_username, row.updated_at = value, username, utcnow()
     session.flush()
+
+
+# --------------------------------------------------------------------------- re-templating
+
+
+def photos_missing_template(
+    session: Session, model_id: str
+) -> list[tuple[int, str, list[float], Any]]:
+    """Searchable (frontal, live) photos without a template of ``model_id``.
+
+    Rows: (photo id, image SHA-256, face box, landmarks): the face found at
+    enrolment is reused, so the new template describes the same face.
+    """
+    has = select(Template.photo_id).where(Template.model_id == model_id)
+    stmt = (
+        select(Photo.id, Photo.image_sha256, Photo.face_box, Photo.landmarks)
+        .join(Subject, Subject.id == Photo.subject_id)
+        .where(Photo.view == "frontal", Subject.sealed_at.is_(None), Photo.id.not_in(has))
+        .order_by(Photo.id)
+    )
+    return [(int(i), str(s), list(b), lm) for i, s, b, lm in session.execute(stmt)]
+
+
+def count_missing(session: Session, old_model: str, new_model: str) -> int:
+    """Photos searchable under ``old_model`` that ``new_model`` has no template for."""
+    new = select(Template.photo_id).where(Template.model_id == new_model)
+    stmt = (
+        select(func.count())
+        .select_from(Template)
+        .join(Photo, Photo.id == Template.photo_id)
+        .join(Subject, Subject.id == Photo.subject_id)
+        .where(
+            Template.model_id == old_model,
+            Subject.sealed_at.is_(None),
+            Template.photo_id.not_in(new),
+        )
+    )
+    return int(session.scalar(stmt) or 0)
+
+
+def get_photo(session: Session, photo_id: int) -> Photo | None:
+    return session.get(Photo, photo_id)
+
+
+# --------------------------------------------------------------------------- backup
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL; None for another backend or memory."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    if parsed.database == ":memory:":
+        return None
+    return Path(parsed.database).expanduser().resolve()
+
+
+def sqlite_backup(source: Path, target: Path) -> None:
+    """SQLite's online backup API: a consistent copy while others keep writing."""
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
+    dst = sqlite3.connect(target)
+    try:
+        src.backup(dst)
+        dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, stable bytes
+        check = dst.execute("PRAGMA integrity_check").fetchone()
+        if not check or check[0] != "ok":
+            raise RuntimeError(f"backup copy failed its integrity check: {check}")
+    finally:
+        dst.close()
+        src.close()
+
+
+@dataclass(frozen=True)
+class BackupFacts:
+    """What a copied database refers to: the files that must travel with it."""
+
+    photo_hashes: list[str]  # live photos (stubs of removed subjects have no file)
+    probe_hashes: list[str]  # probes some search still holds (not released by retention)
+    audit_seq: int
+
+
+_FACT_QUERIES = {
+    "photos": "SELECT image_sha256 FROM photos WHERE width > 0 ORDER BY 1",  # stubs are 0x0
+    "probes": "SELECT DISTINCT pr.image_sha256 FROM searches se "
+    "JOIN probes pr ON pr.id = se.probe_id "
+    "LEFT JOIN retention_actions ra ON ra.search_id = se.id WHERE ra.id IS NULL ORDER BY 1",
+    "audit": "SELECT seq FROM audit_head",
+}
+
+
+def backup_facts(db_file: Path) -> BackupFacts:
+    """Read-only, by SQLite itself: opening the copy through the engine would alter its bytes."""
+    conn = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True)
+    try:
+        photos = [str(r[0]) for r in conn.execute(_FACT_QUERIES["photos"])]
+        probes = [str(r[0]) for r in conn.execute(_FACT_QUERIES["probes"])]
+        head = conn.execute(_FACT_QUERIES["audit"]).fetchone()
+    finally:
+        conn.close()
+    return BackupFacts(photos, probes, int(head[0]) if head else 0)

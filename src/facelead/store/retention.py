@@ -158,3 +158,14 @@ def add_action(
 
 def actions(session: Session) -> list[RetentionAction]:
     return list(session.scalars(select(RetentionAction).order_by(RetentionAction.search_id)))
+
+
+def needed_probe_shas(session: Session) -> set[str]:
+    """Probe images some search still holds (no retention action yet): they must be on disk."""
+    stmt = (
+        select(ProbeRecord.image_sha256)
+        .join(SearchRecord, SearchRecord.probe_id == ProbeRecord.id)
+        .outerjoin(RetentionAction, RetentionAction.search_id == SearchRecord.id)
+        .where(RetentionAction.id.is_(None))
+    )
+    return {str(sha) for sha in session.scalars(stmt.distinct())}

@@ -36,6 +36,16 @@ class Disposed:
     notes: str
 
 
+def lock_search(session: Session, search_id: int) -> SearchRecord | None:
+    """The search row, locked until commit on PostgreSQL: review steps on it run one at a time.
+
+    Two examiners disposing at once would otherwise both see ``candidates_ready``.
+    SQLite serialises writers itself.
+    """
+    stmt = select(SearchRecord).where(SearchRecord.id == search_id).with_for_update()
+    return session.scalar(stmt.execution_options(populate_existing=True))
+
+
 def current_round(session: Session, search_id: int) -> int:
     """The review round in progress: 1 until a supervisor sends a search back for re-review."""
     stmt = select(func.max(ReviewRecord.round)).where(ReviewRecord.search_id == search_id)

@@ -27,7 +27,7 @@ from facelead.services.identity import (
 from facelead.web.context import page, web_app
 from facelead.web.forms import date, done, refused, text, texts
 from facelead.web.routing import WebRoute
-from facelead.web.security import ActorDep, FormDep, SessionDep
+from facelead.web.security import ActorDep, FormDep, StateDep
 
 router = APIRouter(route_class=WebRoute)
 
@@ -52,14 +52,12 @@ def _users_page(
 
 
 @router.get("/admin/users")
-def users_page(request: Request, actor: ActorDep, session: SessionDep) -> Response:
-    return _users_page(request, actor, session.pop_draft("add_user"))
+def users_page(request: Request, actor: ActorDep, state: StateDep) -> Response:
+    return _users_page(request, actor, state.pop_draft("add_user"))
 
 
 @router.post("/admin/users")
-def add_user_submit(
-    request: Request, actor: ActorDep, session: SessionDep, form: FormDep
-) -> Response:
+def add_user_submit(request: Request, actor: ActorDep, state: StateDep, form: FormDep) -> Response:
     password = form.get("password")
     try:
         enrolment = add_user(
@@ -72,8 +70,8 @@ def add_user_submit(
             agency_name=text(form, "agency_name") or None,
         )
     except FaceLeadError as exc:
-        return refused(session, exc, "/admin/users", form, "add_user")
-    session.flash("success", f"Account {enrolment.user.username} created.")
+        return refused(state, exc, "/admin/users", form, "add_user")
+    state.flash("success", f"Account {enrolment.user.username} created.")
     return _users_page(request, actor, {}, enrolment)
 
 
@@ -83,7 +81,7 @@ def change_user(
     username: str,
     change: str,
     actor: ActorDep,
-    session: SessionDep,
+    state: StateDep,
     form: FormDep,
 ) -> Response:
     """Disable (also revokes tokens and ends web sessions), enable, or reset MFA."""
@@ -91,19 +89,18 @@ def change_user(
     try:
         if change == "reset-mfa":
             enrolment = reset_mfa(services, actor, username)
-            session.flash("success", f"New MFA secret for {username}; the old one no longer works.")
+            state.flash("success", f"New MFA secret for {username}; the old one no longer works.")
             return _users_page(request, actor, {}, enrolment)
         if change == "disable":
             view = disable_user(services, actor, username)
-            web_app(request).sessions.destroy_user(view.user_id)
         elif change == "enable":
             view = enable_user(services, actor, username)
         else:
-            return refused(session, _unknown(change), "/admin/users")
+            return refused(state, _unknown(change), "/admin/users")
     except FaceLeadError as exc:
-        return refused(session, exc, "/admin/users")
-    state = "disabled" if view.disabled else "enabled"
-    return done(session, f"Account {view.username} {state}.", "/admin/users")
+        return refused(state, exc, "/admin/users")
+    now = "disabled" if view.disabled else "enabled"
+    return done(state, f"Account {view.username} {now}.", "/admin/users")
 
 
 def _unknown(change: str) -> FaceLeadError:
@@ -129,7 +126,7 @@ def _state(until: dt.date | None, roles: tuple[Role, ...], today: dt.date) -> st
 
 
 @router.get("/admin/training")
-def training_page(request: Request, actor: ActorDep, session: SessionDep) -> Response:
+def training_page(request: Request, actor: ActorDep, state: StateDep) -> Response:
     """Who may search and review: certification per user, lapsed and lapsing ones first."""
     today = dt.date.today()
     users = list_users(web_app(request).services, actor)
@@ -143,15 +140,15 @@ def training_page(request: Request, actor: ActorDep, session: SessionDep) -> Res
 
 @router.post("/admin/training/{username}")
 def certify_submit(
-    request: Request, username: str, actor: ActorDep, session: SessionDep, form: FormDep
+    request: Request, username: str, actor: ActorDep, state: StateDep, form: FormDep
 ) -> Response:
     try:
         until = date(text(form, "until"), "certified until")
         view = certify_user(web_app(request).services, actor, username, until)
     except FaceLeadError as exc:
-        return refused(session, exc, "/admin/training")
+        return refused(state, exc, "/admin/training")
     return done(
-        session,
+        state,
         f"{view.username} certified until {until.isoformat()}.",
         "/admin/training",
     )

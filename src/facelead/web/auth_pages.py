@@ -7,7 +7,7 @@ from starlette.concurrency import run_in_threadpool
 
 from facelead.domain.access import Action
 from facelead.errors import AuthenticationError
-from facelead.services.identity import login
+from facelead.services.identity import close_session, login, open_session
 from facelead.web.context import page, redirect, web_app
 from facelead.web.forms import text
 from facelead.web.routing import WebRoute
@@ -16,15 +16,16 @@ from facelead.web.security import (
     SMALL_FORM,
     ActorDep,
     FormDep,
+    SessionDep,
+    StateDep,
     clear_session_cookie,
+    client_of,
     login_token_matches,
     new_login_token,
     read_form,
-    session_cookie,
     set_login_cookie,
     set_session_cookie,
 )
-from facelead.web.sessions import WebSession
 
 router = APIRouter(route_class=WebRoute)
 
@@ -32,6 +33,7 @@ REASONS = {
     "expired": "Your session ended after 30 minutes without activity. Please log in again.",
     "disabled": "Your account is no longer active. Ask an administrator.",
     "logout": "You are logged out.",
+    "ended": "Your session was ended (logged out elsewhere, or your account changed).",
 }
 
 
@@ -63,53 +65,56 @@ def _login_page(
 
 @router.get("/login")
 def login_form(request: Request) -> Response:
-    if isinstance(web_app(request).sessions.touch(session_cookie(request)), WebSession):
-        return redirect("/")
     return _login_page(request, next_=request.query_params.get("next", "/"))
 
 
 @router.post("/login")
 async def login_submit(request: Request) -> Response:
-    """Password and TOTP code to a new session; every refusal is audited by the service."""
+    """Password and TOTP code to a new session token; every refusal is audited by the service."""
     form = await read_form(request, SMALL_FORM)
     username, next_ = text(form, "username"), text(form, "next") or "/"
     if not login_token_matches(request, text(form, "login_token")):
         return _login_page(request, 403, "The login form expired: please try again.", username)
-    app = web_app(request)
-    client = request.client.host if request.client else None
     password = form.get("password")
     try:
-        actor = await run_in_threadpool(
-            login,
-            app.services,
+        token = await run_in_threadpool(
+            _log_in,
+            request,
             username,
             password if isinstance(password, str) else "",
             text(form, "totp"),
-            client,
-            interface="web",
         )
     except AuthenticationError as exc:
         return _login_page(request, 401, f"{exc.message} [{exc.code}]", username, next_)
-    app.sessions.destroy(session_cookie(request))
-    assert actor.user_id is not None
-    session_id, _ = app.sessions.create(actor.user_id, actor.username)
     response = redirect(_safe_next(next_))
-    set_session_cookie(request, response, session_id)
+    set_session_cookie(request, response, token)
     response.delete_cookie(LOGIN_COOKIE, path="/login")
     return response
 
 
+def _log_in(request: Request, username: str, password: str, code: str) -> str:
+    """Password + TOTP to an actor, then a fresh session token (never a reused one)."""
+    app = web_app(request)
+    now = app.clock()
+    actor = login(
+        app.services, username, password, code, client_of(request), interface="web", now=now
+    )
+    return open_session(app.services, actor, interface="web", now=now).token
+
+
 @router.post("/logout")
-def logout(request: Request, form: FormDep) -> Response:
-    web_app(request).sessions.destroy(session_cookie(request))
+def logout(request: Request, session: SessionDep, form: FormDep) -> Response:
+    """Revoke the session token at once (audited) and forget the page state."""
+    app = web_app(request)
+    close_session(app.services, session.actor, session.token)
+    app.pages.drop(session.token)
     response = redirect("/login?reason=logout")
     clear_session_cookie(request, response)
     return response
 
 
 @router.get("/")
-def home(request: Request, actor: ActorDep) -> Response:
+def home(request: Request, actor: ActorDep, state: StateDep) -> Response:
     """Each role starts where its work is; the menu shows only what the role may do."""
     can = {action.value: actor.role_for(action) is not None for action in Action}
-    session = request.state.web_session
-    return page(request, "home.html", can=can, recent_cases=session.recent_cases)
+    return page(request, "home.html", can=can, recent_cases=state.recent_cases)

@@ -13,9 +13,9 @@ from facelead.services.cases import close_case, open_case
 from facelead.services.corroboration import add_corroboration, record_outcome
 from facelead.services.search import search_status
 from facelead.web.context import page, redirect, web_app
-from facelead.web.forms import checked, done, refused, text
+from facelead.web.forms import checked, done, integer, refused, text
 from facelead.web.routing import WebRoute
-from facelead.web.security import ActorDep, FormDep, SessionDep
+from facelead.web.security import ActorDep, FormDep, StateDep
 
 router = APIRouter(route_class=WebRoute)
 
@@ -28,38 +28,36 @@ def case_url(number: str) -> str:
 
 
 @router.get("/cases")
-def cases_home(request: Request, actor: ActorDep, session: SessionDep) -> Response:
+def cases_home(request: Request, actor: ActorDep, state: StateDep) -> Response:
     """Open a case or go to one; the recent ones of this session are listed."""
     settings = web_app(request).services.settings
     return page(
         request,
         "cases.html",
         offences=settings.offence_categories,
-        recent_cases=session.recent_cases,
-        draft=session.pop_draft("open_case"),
+        recent_cases=state.recent_cases,
+        draft=state.pop_draft("open_case"),
     )
 
 
 @router.post("/cases")
-def open_case_submit(
-    request: Request, actor: ActorDep, session: SessionDep, form: FormDep
-) -> Response:
+def open_case_submit(request: Request, actor: ActorDep, state: StateDep, form: FormDep) -> Response:
     number = text(form, "number")
     try:
         case = open_case(web_app(request).services, actor, number, text(form, "offence"))
     except FaceLeadError as exc:
-        return refused(session, exc, "/cases", form, "open_case")
-    session.remember_case(case.number)
-    return done(session, f"Case {case.number} opened.", case_url(case.number))
+        return refused(state, exc, "/cases", form, "open_case")
+    state.remember_case(case.number)
+    return done(state, f"Case {case.number} opened.", case_url(case.number))
 
 
 @router.get("/case")
-def case_page(request: Request, actor: ActorDep, session: SessionDep, number: str = "") -> Response:
+def case_page(request: Request, actor: ActorDep, state: StateDep, number: str = "") -> Response:
     """The case page: every search's status, reports, corroboration and outcome."""
     if not number.strip():
         return redirect("/cases")
     file = case_file(web_app(request).services, actor, number)
-    session.remember_case(file.case.number)
+    state.remember_case(file.case.number)
     return page(
         request,
         "case.html",
@@ -69,28 +67,27 @@ def case_page(request: Request, actor: ActorDep, session: SessionDep, number: st
         outcomes=[o.value for o in Outcome],
         lead_states=LEAD_STATES,
         corroboration_states=CORROBORATION_STATES,
-        draft=session.pop_draft("case"),
+        draft=state.pop_draft("case"),
     )
 
 
 @router.post("/case/close")
 def close_case_submit(
-    request: Request, actor: ActorDep, session: SessionDep, form: FormDep
+    request: Request, actor: ActorDep, state: StateDep, form: FormDep
 ) -> Response:
     number = text(form, "number")
     try:
         close_case(web_app(request).services, actor, number)
     except FaceLeadError as exc:
-        return refused(session, exc, case_url(number))
-    return done(session, f"Case {number} closed.", case_url(number))
+        return refused(state, exc, case_url(number))
+    return done(state, f"Case {number} closed.", case_url(number))
 
 
 @router.post("/case/outcome")
-def outcome_submit(
-    request: Request, actor: ActorDep, session: SessionDep, form: FormDep
-) -> Response:
-    number, search_id = text(form, "number"), int(text(form, "search_id") or 0)
+def outcome_submit(request: Request, actor: ActorDep, state: StateDep, form: FormDep) -> Response:
+    number = text(form, "number")
     try:
+        search_id = integer(form, "search_id") or 0
         record_outcome(
             web_app(request).services,
             actor,
@@ -100,13 +97,13 @@ def outcome_submit(
             text(form, "notes"),
         )
     except FaceLeadError as exc:
-        return refused(session, exc, case_url(number), form, "case")
-    return done(session, f"Search {search_id} closed with its outcome.", case_url(number))
+        return refused(state, exc, case_url(number), form, "case")
+    return done(state, f"Search {search_id} closed with its outcome.", case_url(number))
 
 
 @router.post("/searches/{search_id}/corroboration")
 def corroboration_submit(
-    request: Request, search_id: int, actor: ActorDep, session: SessionDep, form: FormDep
+    request: Request, search_id: int, actor: ActorDep, state: StateDep, form: FormDep
 ) -> Response:
     """Independent evidence for (or a fact against) a released lead."""
     back = case_url(text(form, "number"))
@@ -120,9 +117,9 @@ def corroboration_submit(
             contradicts=checked(form, "contradicts"),
         )
     except FaceLeadError as exc:
-        return refused(session, exc, back, form, "case")
+        return refused(state, exc, back, form, "case")
     what = "Supporting evidence" if item.supports else "Contradicting fact"
-    return done(session, f"{what} recorded; search {search_id} is {item.status.value}.", back)
+    return done(state, f"{what} recorded; search {search_id} is {item.status.value}.", back)
 
 
 @router.get("/searches/{search_id}")

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 BAR_HEIGHT = 26
 BAR_GAP = 8
-LABEL_WIDTH = 300
-PLOT_WIDTH = 420
-LABEL_CHARS = 42
+LABEL_WIDTH = 360
+PLOT_WIDTH = 460
+LABEL_CHARS = 48
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from fastapi import Request
@@ -21,7 +21,10 @@ from fastapi.templating import Jinja2Templates
 from facelead import DISCLAIMER, __version__
 from facelead.domain.access import Action, Actor
 from facelead.services.context import Services
-from facelead.web.sessions import SessionStore, WebSession
+from facelead.web.sessions import IDLE_TIMEOUT, PageStates, utc_now
+
+if TYPE_CHECKING:
+    from facelead.web.security import WebSession
 
 PACKAGE_DIR = Path(str(files("facelead.web")))
 TEMPLATES_DIR = PACKAGE_DIR / "templates"
@@ -48,11 +51,22 @@ class WebConfig:
 
 
 @dataclass
+class Clock:
+    """Now, plus an offset a test can move forward (the idle timeout without waiting)."""
+
+    offset: dt.timedelta = dt.timedelta(0)
+
+    def __call__(self) -> dt.datetime:
+        return utc_now() + self.offset
+
+
+@dataclass
 class WebApp:
     services: Services
-    sessions: SessionStore
+    pages: PageStates
     templates: Jinja2Templates
     config: WebConfig
+    clock: Clock
 
     def cookie_secure(self, request: Request) -> bool:
         if self.config.cookie_secure is not None:
@@ -88,11 +102,6 @@ def session_of(request: Request) -> WebSession | None:
     return session
 
 
-def actor_of(request: Request) -> Actor | None:
-    actor: Actor | None = getattr(request.state, "actor", None)
-    return actor
-
-
 def nav_for(actor: Actor | None) -> list[tuple[str, str]]:
     if actor is None:
         return []
@@ -102,15 +111,16 @@ def nav_for(actor: Actor | None) -> list[tuple[str, str]]:
 def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     """Render a page with the chrome every page needs (menu, messages, CSRF token)."""
     app = web_app(request)
-    session, actor = session_of(request), actor_of(request)
+    session = session_of(request)
+    actor = session.actor if session else None
     context.setdefault("show_disclaimer", False)
     context.update(
         actor=actor,
         nav=nav_for(actor),
         path=request.url.path,
         csrf_token=session.csrf_token if session else "",
-        flashes=session.pop_flashes() if session else [],
-        idle_seconds=int(app.sessions.idle_timeout.total_seconds()),
+        flashes=session.state.pop_flashes() if session else [],
+        idle_seconds=int(IDLE_TIMEOUT.total_seconds()),
     )
     response: HTMLResponse = app.templates.TemplateResponse(
         request, template, context, status_code=status

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from fastapi.responses import RedirectResponse
 from starlette.datastructures import FormData, UploadFile
@@ -11,7 +10,7 @@ from starlette.datastructures import FormData, UploadFile
 from facelead.errors import FaceLeadError, InputError
 from facelead.web.context import redirect
 from facelead.web.security import CSRF_FIELD
-from facelead.web.sessions import WebSession
+from facelead.web.sessions import PageState
 
 MAX_FIELD_CHARS = 4000
 
@@ -67,23 +66,19 @@ def message_of(exc: FaceLeadError) -> str:
 
 
 def refused(
-    session: WebSession,
+    state: PageState,
     exc: FaceLeadError,
     back: str,
     form: FormData | None = None,
     form_key: str | None = None,
 ) -> RedirectResponse:
     """Show the refusal on the page the form came from, with what the user had typed."""
-    session.flash("error", message_of(exc))
+    state.flash("error", message_of(exc))
     if form is not None and form_key:
-        session.drafts[form_key] = draft_of(form)
+        state.drafts[form_key] = draft_of(form)
     return redirect(back)
 
 
-def done(session: WebSession, message: str, to: str) -> RedirectResponse:
-    session.flash("success", message)
+def done(state: PageState, message: str, to: str) -> RedirectResponse:
+    state.flash("success", message)
     return redirect(to)
-
-
-def as_context(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v is not None}

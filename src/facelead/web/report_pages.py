@@ -17,7 +17,7 @@ from facelead.web.context import page, web_app
 from facelead.web.forms import refused
 from facelead.web.media import data_uri
 from facelead.web.routing import WebRoute, secure
-from facelead.web.security import ActorDep, FormDep, SessionDep
+from facelead.web.security import ActorDep, FormDep, StateDep
 from facelead.web.sessions import IssuedReport
 
 router = APIRouter(route_class=WebRoute)
@@ -30,15 +30,15 @@ def report_start(request: Request, search_id: int, actor: ActorDep) -> Response:
 
 @router.post("/searches/{search_id}/report")
 def report_issue(
-    request: Request, search_id: int, actor: ActorDep, session: SessionDep, form: FormDep
+    request: Request, search_id: int, actor: ActorDep, state: StateDep, form: FormDep
 ) -> Response:
     try:
         files = lead_report(web_app(request).services, actor, search_id)
     except FaceLeadError as exc:
-        return refused(session, exc, f"/searches/{search_id}/report")
+        return refused(state, exc, f"/searches/{search_id}/report")
     report = files.report
     stem = f"lead-report-{report.case_number}-{search_id}".replace("/", "_")
-    session.issued_report = IssuedReport(search_id, files.html, files.pdf, stem)
+    state.issued_report = IssuedReport(search_id, files.html, files.pdf, stem)
     leads = [
         {
             "lead": lead,
@@ -63,10 +63,10 @@ def report_issue(
 
 @router.get("/searches/{search_id}/report.{fmt}")
 def report_download(
-    request: Request, search_id: int, fmt: str, actor: ActorDep, session: SessionDep
+    request: Request, search_id: int, fmt: str, actor: ActorDep, state: StateDep
 ) -> Response:
     """The files issued last in this session; issuing again is a separate, recorded act."""
-    issued = session.issued_report
+    issued = state.issued_report
     if issued is None or issued.search_id != search_id or fmt not in ("html", "pdf"):
         raise NotFoundError(
             "issue the report first; its files are kept for this session only",

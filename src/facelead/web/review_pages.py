@@ -9,7 +9,6 @@ through ``review_image``, which authorises and audits each view.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
 from starlette.datastructures import FormData
@@ -17,13 +16,14 @@ from starlette.datastructures import FormData
 from facelead.domain.cases import ReviewRole
 from facelead.domain.review import FEATURES, Decision, FeatureStatus, parse_disposition
 from facelead.errors import FaceLeadError, InputError
+from facelead.services.images import candidate_photo, probe_image
 from facelead.services.review import assign_reviewer, dispose, record_features, review_queue, verify
-from facelead.services.review_media import FaceMarks, review_image, review_marks
+from facelead.services.review_marks import FaceMarks, ReviewMarks, review_marks
 from facelead.services.review_view import ReviewPacket, show_review
 from facelead.web.context import page, web_app
 from facelead.web.forms import checked, done, refused, text
 from facelead.web.routing import WebRoute, secure
-from facelead.web.security import ActorDep, FormDep, SessionDep
+from facelead.web.security import ActorDep, FormDep, StateDep
 
 router = APIRouter(route_class=WebRoute)
 
@@ -37,19 +37,19 @@ def queue_page(request: Request, actor: ActorDep) -> Response:
 
 @router.post("/queue/{search_id}/claim")
 def claim(
-    request: Request, search_id: int, actor: ActorDep, session: SessionDep, form: FormDep
+    request: Request, search_id: int, actor: ActorDep, state: StateDep, form: FormDep
 ) -> Response:
     """Take a search as its examiner or its (blind) verifier; the service enforces two people."""
     try:
         role = ReviewRole(text(form, "role") or "examiner")
     except ValueError:
-        return refused(session, InputError("unknown review role", code="invalid_role"), "/queue")
+        return refused(state, InputError("unknown review role", code="invalid_role"), "/queue")
     try:
         assign_reviewer(web_app(request).services, actor, search_id, actor.username, role)
     except FaceLeadError as exc:
-        return refused(session, exc, "/queue")
+        return refused(state, exc, "/queue")
     return done(
-        session, f"Search {search_id} is yours to review as {role.value}.", _review(search_id)
+        state, f"Search {search_id} is yours to review as {role.value}.", _review(search_id)
     )
 
 
@@ -63,7 +63,7 @@ def _marks(marks: FaceMarks | None) -> dict[str, Any] | None:
     return {"w": marks.width, "h": marks.height, "box": marks.box, "points": marks.landmarks}
 
 
-def _viewer_data(search_id: int, packet: ReviewPacket, marks: Any) -> dict[str, Any]:
+def _viewer_data(search_id: int, packet: ReviewPacket, marks: ReviewMarks) -> dict[str, Any]:
     """What the comparison script needs: image URLs and landmarks, in presentation order."""
     base = f"/searches/{search_id}/image"
     return {
@@ -72,7 +72,7 @@ def _viewer_data(search_id: int, packet: ReviewPacket, marks: Any) -> dict[str, 
             {
                 "n": n,
                 "subject": c.subject_id,
-                "url": f"{base}?subject={quote(c.subject_id, safe='')}",
+                "url": f"{base}?photo={c.photo_sha256}",
                 "marks": _marks(marks.candidates.get(c.subject_id)),
             }
             for n, c in enumerate(packet.candidates, start=1)
@@ -82,14 +82,14 @@ def _viewer_data(search_id: int, packet: ReviewPacket, marks: Any) -> dict[str, 
 
 @router.get("/searches/{search_id}/review")
 def review_page(
-    request: Request, search_id: int, actor: ActorDep, session: SessionDep, c: int = 1
+    request: Request, search_id: int, actor: ActorDep, state: StateDep, c: int = 1
 ) -> Response:
     """The comparison workspace: probe and one candidate side by side, checklist, decisions."""
     services = web_app(request).services
     packet = show_review(services, actor, search_id)
     marks = review_marks(services, actor, search_id)
     selected = min(max(c, 1), max(len(packet.candidates), 1))
-    draft = session.pop_draft(f"review-{search_id}")
+    draft = state.pop_draft(f"review-{search_id}")
     features = packet.features or {}
     return page(
         request,
@@ -107,11 +107,13 @@ def review_page(
 
 
 @router.get("/searches/{search_id}/image")
-def image(
-    request: Request, search_id: int, actor: ActorDep, subject: str | None = None
-) -> Response:
-    """One image of the actor's review, authorised and audited per view."""
-    found = review_image(web_app(request).services, actor, search_id, subject)
+def image(request: Request, search_id: int, actor: ActorDep, photo: str = "") -> Response:
+    """The probe, or one candidate photo of the actor's review: authorised, audited per view."""
+    services = web_app(request).services
+    if photo:
+        found = candidate_photo(services, actor, search_id, photo)
+    else:
+        found = probe_image(services, actor, search_id)
     response = Response(found.data, media_type=found.media_type)
     response.headers["Content-Disposition"] = "inline"
     return secure(response)
@@ -119,7 +121,7 @@ def image(
 
 @router.post("/searches/{search_id}/features")
 def features_submit(
-    request: Request, search_id: int, actor: ActorDep, session: SessionDep, form: FormDep
+    request: Request, search_id: int, actor: ActorDep, state: StateDep, form: FormDep
 ) -> Response:
     """The FISWG checklist: every feature compared, not visible, or not compared."""
     status = {name: text(form, f"feature-{name}") for name in FEATURES}
@@ -130,9 +132,9 @@ def features_submit(
             web_app(request).services, actor, search_id, compared, hidden, text(form, "note")
         )
     except FaceLeadError as exc:
-        return refused(session, exc, _review(search_id), form, f"review-{search_id}")
+        return refused(state, exc, _review(search_id), form, f"review-{search_id}")
     return done(
-        session,
+        state,
         f"Features recorded ({len(compared)} compared). Now record your dispositions.",
         _review(search_id) + "#dispositions",
     )
@@ -153,7 +155,7 @@ def decisions_of(form: FormData) -> dict[str, Decision]:
 
 @router.post("/searches/{search_id}/dispositions")
 def dispositions_submit(
-    request: Request, search_id: int, actor: ActorDep, session: SessionDep, form: FormDep
+    request: Request, search_id: int, actor: ActorDep, state: StateDep, form: FormDep
 ) -> Response:
     """The first examiner's decision on every candidate (or 'exclude the rest')."""
     try:
@@ -161,10 +163,10 @@ def dispositions_submit(
         summary = dispose(web_app(request).services, actor, search_id, decisions_of(form), others)
     except FaceLeadError as exc:
         return refused(
-            session, exc, _review(search_id) + "#dispositions", form, f"review-{search_id}"
+            state, exc, _review(search_id) + "#dispositions", form, f"review-{search_id}"
         )
     return done(
-        session,
+        state,
         f"Dispositions recorded: search {search_id} is {summary.status.value}.",
         _review(search_id),
     )
@@ -172,7 +174,7 @@ def dispositions_submit(
 
 @router.post("/searches/{search_id}/verify")
 def verify_submit(
-    request: Request, search_id: int, actor: ActorDep, session: SessionDep, form: FormDep
+    request: Request, search_id: int, actor: ActorDep, state: StateDep, form: FormDep
 ) -> Response:
     """The verifier's own, blind decision on each possible lead."""
     try:
@@ -185,10 +187,10 @@ def verify_submit(
         )
     except FaceLeadError as exc:
         return refused(
-            session, exc, _review(search_id) + "#dispositions", form, f"review-{search_id}"
+            state, exc, _review(search_id) + "#dispositions", form, f"review-{search_id}"
         )
     return done(
-        session,
+        state,
         f"Verification recorded: search {search_id} is {summary.status.value}.",
         _review(search_id),
     )

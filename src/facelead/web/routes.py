@@ -22,8 +22,15 @@ from facelead.web import (
     review_pages,
     search_pages,
 )
-from facelead.web.context import STATE_KEY, STATIC_DIR, WebApp, WebConfig, make_templates
-from facelead.web.sessions import SessionStore
+from facelead.web.context import (
+    STATE_KEY,
+    STATIC_DIR,
+    Clock,
+    WebApp,
+    WebConfig,
+    make_templates,
+)
+from facelead.web.sessions import PageStates
 
 ROUTERS = (
     auth_pages.router,
@@ -56,7 +63,6 @@ def mount(
     services: Services,
     *,
     cookie_secure: bool | None = None,
-    sessions: SessionStore | None = None,
 ) -> None:
     """Add the web pages to ``app``.
 
@@ -64,7 +70,9 @@ def mount(
     request came over https (the production case, directly or behind a TLS
     proxy with ``--proxy-headers``); tests on http://127.0.0.1 pass False.
     """
-    web = WebApp(services, sessions or SessionStore(), make_templates(), WebConfig(cookie_secure))
+    clock = Clock()
+    pages = PageStates(clock=clock)
+    web = WebApp(services, pages, make_templates(), WebConfig(cookie_secure), clock)
     setattr(app.state, STATE_KEY, web)
     for router in ROUTERS:
         app.include_router(router, include_in_schema=False)

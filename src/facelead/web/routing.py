@@ -20,7 +20,7 @@ from fastapi.routing import APIRoute
 
 from facelead.errors import FaceLeadError
 from facelead.web.context import page, redirect
-from facelead.web.security import LoginRequired
+from facelead.web.security import LoginRequired, WebRefusal
 
 CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -32,7 +32,7 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # "no-referrer" would make chromium send Origin: null
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
@@ -52,8 +52,10 @@ def login_redirect(request: Request, reason: str) -> Response:
     return redirect("/login?" + urlencode(query))
 
 
-def error_page(request: Request, status: int, code: str, message: str) -> Response:
-    return page(request, "error.html", status, code=code, message=message)
+def error_page(
+    request: Request, status: int, code: str, message: str, audited: bool = True
+) -> Response:
+    return page(request, "error.html", status, code=code, message=message, audited=audited)
 
 
 class WebRoute(APIRoute):
@@ -68,9 +70,10 @@ class WebRoute(APIRoute):
             except LoginRequired as exc:
                 response = login_redirect(request, exc.reason)
             except FaceLeadError as exc:
-                response = error_page(request, exc.http_status, exc.code, exc.message)
+                audited = not isinstance(exc, WebRefusal)
+                response = error_page(request, exc.http_status, exc.code, exc.message, audited)
             except RequestValidationError as exc:
-                response = error_page(request, 422, "invalid_request", _first_error(exc))
+                response = error_page(request, 422, "invalid_request", _first_error(exc), False)
             return secure(response)
 
         return route_handler

@@ -23,8 +23,8 @@ from facelead.web.context import page, web_app
 from facelead.web.forms import done, draft_of, integer, message_of, text, texts, upload
 from facelead.web.media import media_type
 from facelead.web.routing import WebRoute, secure
-from facelead.web.security import ActorDep, SessionDep, UploadDep
-from facelead.web.sessions import PendingProbe, WebSession
+from facelead.web.security import ActorDep, StateDep, UploadDep
+from facelead.web.sessions import PageState, PendingProbe
 
 router = APIRouter(route_class=WebRoute)
 
@@ -59,13 +59,14 @@ def _form_page(
         pending=pending,
         min_justification=settings.min_justification_chars,
         max_upload_mib=settings.max_upload_bytes // (1024 * 1024),
+        max_upload_bytes=settings.max_upload_bytes,
         **_choices(request),
     )
 
 
 @router.get("/search/new")
-def new_search(request: Request, actor: ActorDep, session: SessionDep, case: str = "") -> Response:
-    session.pending_probe = None
+def new_search(request: Request, actor: ActorDep, state: StateDep, case: str = "") -> Response:
+    state.pending_probe = None
     return _form_page(request, {"case": case, "edits": []})
 
 
@@ -75,12 +76,12 @@ def _values(form: FormData) -> dict[str, Any]:
     return values
 
 
-def _probe(form: FormData, session: WebSession) -> tuple[bytes, str]:
+def _probe(form: FormData, state: PageState) -> tuple[bytes, str]:
     """A newly uploaded probe, or the one waiting for a face choice."""
     file = upload(form, "probe")
     if file is not None:
         return file.file.read(), file.filename or "probe"
-    pending = session.pending_probe
+    pending = state.pending_probe
     if pending is not None and text(form, "pending") == pending.token:
         return pending.data, pending.filename
     raise InputError("choose a probe image to upload", code="probe_required")
@@ -102,27 +103,25 @@ def _request(form: FormData) -> SearchRequest:
 
 
 @router.post("/search/new")
-async def submit(
-    request: Request, actor: ActorDep, session: SessionDep, form: UploadDep
-) -> Response:
+async def submit(request: Request, actor: ActorDep, state: StateDep, form: UploadDep) -> Response:
     """Submit; a refusal comes back on the form, with the faces to choose from if that is why."""
     values, services = _values(form), web_app(request).services
     try:
-        data, filename = _probe(form, session)
+        data, filename = _probe(form, state)
         search_request = _request(form)
     except FaceLeadError as exc:
-        waiting = session.pending_probe if text(form, "pending") else None
+        waiting = state.pending_probe if text(form, "pending") else None
         return _form_page(request, values, exc.http_status, message_of(exc), pending=waiting)
     try:
         receipt = await run_in_threadpool(
             submit_search, services, actor, text(form, "case"), data, search_request
         )
     except FaceLeadError as exc:
-        return _refused(request, session, values, exc, PendingProbe(_token(), data, filename))
-    session.pending_probe = None
-    session.remember_case(receipt.case_number)
+        return _refused(request, state, values, exc, PendingProbe(_token(), data, filename))
+    state.pending_probe = None
+    state.remember_case(receipt.case_number)
     return done(
-        session,
+        state,
         f"Search {receipt.search_id} submitted on case {receipt.case_number}: "
         "it waits for examiner review. You will not see candidates; you receive a lead "
         "report only after two examiners agree.",
@@ -136,19 +135,20 @@ def _token() -> str:
 
 def _refused(
     request: Request,
-    session: WebSession,
+    state: PageState,
     values: dict[str, Any],
     exc: FaceLeadError,
     probe: PendingProbe,
 ) -> Response:
     """The form again, the probe kept (no second upload); with the faces to choose from."""
     faces = [_face(f) for f in exc.details.get("faces", [])]
-    session.pending_probe = probe
+    state.pending_probe = probe
     choose = bool(faces) and exc.code in ("face_choice_required", "face_index_out_of_range")
     if choose:
         values.pop("face_index", None)
-    status = 200 if choose else exc.http_status
-    return _form_page(request, values, status, message_of(exc), faces, probe)
+    if choose:  # the picker says it better than the refusal's own words
+        return _form_page(request, values, 200, "", faces, probe)
+    return _form_page(request, values, exc.http_status, message_of(exc), faces, probe)
 
 
 def _face(face: dict[str, Any]) -> dict[str, Any]:
@@ -165,9 +165,9 @@ def _face(face: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/search/pending/{token}")
-def pending_probe(token: str, actor: ActorDep, session: SessionDep) -> Response:
+def pending_probe(token: str, actor: ActorDep, state: StateDep) -> Response:
     """The probe this session uploaded and has not yet searched; nobody else's."""
-    pending = session.pending_probe
+    pending = state.pending_probe
     if pending is None or not secrets.compare_digest(pending.token, token):
         raise NotFoundError("no probe is waiting for a face choice", code="not_found")
     media = media_type(pending.data) or "application/octet-stream"

@@ -1,8 +1,10 @@
 """Who is asking, and is this form really theirs: sessions, CSRF and upload limits.
 
-- The session cookie is HttpOnly and SameSite=Strict, Secure over https
+- The session cookie holds a session token of the identity service
+  (``open_session``); it is HttpOnly and SameSite=Strict, Secure over https
   (``__Host-`` prefixed then, so no subdomain can plant or read it).
-- Every POST carries the session's synchroniser token in a hidden field,
+- Every POST carries the session's synchroniser token (derived from the
+  session token, see ``sessions.csrf_token_for``) in a hidden field,
   compared in constant time; a POST whose ``Origin`` names another site is
   refused before that. The login form, which has no session yet, uses a
   double-submit cookie instead (login CSRF would sign a victim in as the
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -22,9 +25,9 @@ from starlette.datastructures import FormData
 
 from facelead.domain.access import Actor
 from facelead.errors import AuthenticationError, FaceLeadError
-from facelead.services.identity import actor_for_user
+from facelead.services.identity import authenticate_token
 from facelead.web.context import web_app
-from facelead.web.sessions import Lookup, WebSession
+from facelead.web.sessions import PageState, csrf_token_for
 
 SESSION_COOKIE = "facelead_session"
 LOGIN_COOKIE = "facelead_login"
@@ -41,14 +44,41 @@ class LoginRequired(Exception):
         self.reason = reason
 
 
-class CsrfRejected(FaceLeadError):
+class WebRefusal(FaceLeadError):
+    """Refused by the web layer itself, before any service (so not in the audit log)."""
+
+
+class CsrfRejected(WebRefusal):
     code = "csrf_rejected"
     http_status = 403
 
 
-class TooLarge(FaceLeadError):
+class TooLarge(WebRefusal):
     code = "upload_too_large"
     http_status = 413
+
+
+@dataclass(frozen=True)
+class WebSession:
+    """This request's session: its token (from the cookie), actor and page state."""
+
+    token: str
+    actor: Actor
+    state: PageState
+
+    @property
+    def csrf_token(self) -> str:
+        return csrf_token_for(self.token)
+
+    def csrf_matches(self, submitted: str | None) -> bool:
+        return bool(submitted) and hmac.compare_digest(self.csrf_token, submitted or "")
+
+
+REASONS = {
+    "token_expired": "expired",
+    "token_revoked": "ended",
+    "account_disabled": "disabled",
+}
 
 
 def cookie_name(secure: bool) -> str:
@@ -59,11 +89,11 @@ def session_cookie(request: Request) -> str | None:
     return request.cookies.get(cookie_name(web_app(request).cookie_secure(request)))
 
 
-def set_session_cookie(request: Request, response: Response, session_id: str) -> None:
-    """No Max-Age: the cookie dies with the browser; the server enforces the timeouts."""
+def set_session_cookie(request: Request, response: Response, token: str) -> None:
+    """No Max-Age: the cookie dies with the browser; the token's expiry does the rest."""
     secure = web_app(request).cookie_secure(request)
     response.set_cookie(
-        cookie_name(secure), session_id, path="/", secure=secure, httponly=True, samesite="strict"
+        cookie_name(secure), token, path="/", secure=secure, httponly=True, samesite="strict"
     )
 
 
@@ -74,34 +104,46 @@ def clear_session_cookie(request: Request, response: Response) -> None:
     )
 
 
+def client_of(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
 def web_session(request: Request) -> WebSession:
-    """The caller's live session (idle clock restarted), or a redirect to log in."""
-    found = web_app(request).sessions.touch(session_cookie(request))
-    if isinstance(found, Lookup):
-        raise LoginRequired(found.value)
-    request.state.web_session = found
-    return found
+    """The caller's live session, or a redirect to log in.
+
+    The identity service checks the token on every request (revoked, expired
+    after 30 idle minutes, account disabled) and slides its idle deadline;
+    the actor is rebuilt from the account each time.
+    """
+    token = session_cookie(request)
+    if not token:
+        raise LoginRequired("missing")
+    app = web_app(request)
+    try:
+        actor = authenticate_token(
+            app.services, token, client_of(request), interface="web", now=app.clock()
+        )
+    except AuthenticationError as exc:
+        app.pages.drop(token)
+        raise LoginRequired(REASONS.get(exc.code, "missing")) from None
+    session = WebSession(token, actor, app.pages.for_token(token))
+    request.state.web_session = session
+    return session
 
 
 SessionDep = Annotated[WebSession, Depends(web_session)]
 
 
-def current_actor(request: Request, session: SessionDep) -> Actor:
-    """The actor rebuilt from the account on every request: disabling takes effect at once."""
-    app = web_app(request)
-    client = request.client.host if request.client else None
-    try:
-        actor = actor_for_user(
-            app.services, session.user_id, client_address=client, interface="web", method="session"
-        )
-    except AuthenticationError:
-        app.sessions.destroy_user(session.user_id)
-        raise LoginRequired("disabled") from None
-    request.state.actor = actor
-    return actor
+def current_actor(session: SessionDep) -> Actor:
+    return session.actor
+
+
+def page_state(session: SessionDep) -> PageState:
+    return session.state
 
 
 ActorDep = Annotated[Actor, Depends(current_actor)]
+StateDep = Annotated[PageState, Depends(page_state)]
 
 
 def check_origin(request: Request) -> None:

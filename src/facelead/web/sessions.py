@@ -1,12 +1,16 @@
-"""Server-side web sessions: a random id in an HttpOnly cookie, everything else here.
+"""Per-session page state that is only a convenience: messages, drafts, a probe awaiting a choice.
 
-The cookie carries only a random 256-bit id; the store keys sessions by its
-SHA-256, so nothing in memory can be replayed as a cookie. A session holds
-the user id (the actor is rebuilt from the database on every request, so
-disabling an account or letting training lapse takes effect at once), the
-CSRF synchroniser token, and the last-seen time that enforces the CJIS idle
-timeout (30 minutes). Sessions live in this process only: a restart logs
-everyone out, which is the safe failure.
+Who the user is, and whether the session is still alive, is decided by the
+identity service: the cookie carries a session token from ``open_session``,
+which expires 30 minutes after its last use (CJIS 5.5.5) and is revoked at
+logout or when the account is disabled, in the database, for every worker.
+
+What is kept here, in this process's memory and keyed by the token's
+SHA-256 (never the token itself), is only what makes the pages pleasant:
+the message for the next page, what a user typed into a refused form, a
+probe waiting for its requester to choose a face, and the last lead report
+issued. Losing it (a restart, another worker) loses no record and opens no
+door; it expires with the same idle timeout as the session.
 """
 
 from __future__ import annotations
@@ -14,27 +18,34 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
 
 Clock = Callable[[], dt.datetime]
 
-IDLE_TIMEOUT = dt.timedelta(minutes=30)  # CJIS Security Policy 5.5.5 session lock
-ABSOLUTE_TIMEOUT = dt.timedelta(hours=12)  # one shift; then log in again
-MAX_SESSIONS = 10_000
+IDLE_TIMEOUT = dt.timedelta(minutes=30)  # the same as the session token's (CJIS 5.5.5)
+MAX_STATES = 5_000
 MAX_FLASHES = 5
 MAX_RECENT_CASES = 8
+_CSRF_CONTEXT = b"facelead web csrf v1"
 
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _digest(session_id: str) -> str:
-    return hashlib.sha256(session_id.encode("utf-8")).hexdigest()
+def token_key(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def csrf_token_for(session_token: str) -> str:
+    """The synchroniser token of a session: a MAC of the context under the session's secret.
+
+    Only a holder of the (HttpOnly) session token can compute it, it needs no
+    storage (every worker agrees), and it changes with every login.
+    """
+    return hmac.new(session_token.encode("utf-8"), _CSRF_CONTEXT, hashlib.sha256).hexdigest()
 
 
 @dataclass
@@ -57,11 +68,7 @@ class IssuedReport:
 
 
 @dataclass
-class WebSession:
-    user_id: int
-    username: str
-    csrf_token: str
-    created: dt.datetime
+class PageState:
     last_seen: dt.datetime
     flashes: list[tuple[str, str]] = field(default_factory=list)
     drafts: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -85,81 +92,38 @@ class WebSession:
         rest = [n for n in self.recent_cases if n != number]
         self.recent_cases = [number, *rest][:MAX_RECENT_CASES]
 
-    def csrf_matches(self, token: str | None) -> bool:
-        return bool(token) and hmac.compare_digest(self.csrf_token, token or "")
 
+class PageStates:
+    """In-memory and thread-safe; ``clock`` is injectable so tests can let 30 minutes pass."""
 
-class Lookup(Enum):
-    MISSING = "missing"
-    EXPIRED = "expired"
-
-
-class SessionStore:
-    """In-memory, thread-safe; ``clock`` is injectable so tests can pass 30 minutes at once."""
-
-    def __init__(
-        self,
-        *,
-        idle_timeout: dt.timedelta = IDLE_TIMEOUT,
-        absolute_timeout: dt.timedelta = ABSOLUTE_TIMEOUT,
-        clock: Clock = utc_now,
-    ) -> None:
-        self.idle_timeout, self.absolute_timeout = idle_timeout, absolute_timeout
-        self.clock = clock
-        self._sessions: dict[str, WebSession] = {}
+    def __init__(self, *, idle_timeout: dt.timedelta = IDLE_TIMEOUT, clock: Clock = utc_now):
+        self.idle_timeout, self.clock = idle_timeout, clock
+        self._states: dict[str, PageState] = {}
         self._lock = threading.Lock()
 
-    def create(self, user_id: int, username: str) -> tuple[str, WebSession]:
-        """A new session with fresh id and CSRF token (never reuses one: no fixation)."""
-        session_id = secrets.token_urlsafe(32)
-        now = self.clock()
-        session = WebSession(user_id, username, secrets.token_urlsafe(32), now, now)
+    def for_token(self, session_token: str) -> PageState:
+        """The state of this session, created on first use; idle ones are dropped."""
+        key, now = token_key(session_token), self.clock()
         with self._lock:
-            self._prune(now)
-            if len(self._sessions) >= MAX_SESSIONS:  # evict the longest idle
-                oldest = min(self._sessions, key=lambda k: self._sessions[k].last_seen)
-                del self._sessions[oldest]
-            self._sessions[_digest(session_id)] = session
-        return session_id, session
+            state = self._states.get(key)
+            if state is None or now - state.last_seen > self.idle_timeout:
+                self._prune(now)
+                state = self._states[key] = PageState(now)
+            state.last_seen = now
+            return state
 
-    def touch(self, session_id: str | None) -> WebSession | Lookup:
-        """The live session for this cookie, its idle clock restarted; or why there is none."""
-        if not session_id:
-            return Lookup.MISSING
-        key, now = _digest(session_id), self.clock()
+    def drop(self, session_token: str) -> None:
         with self._lock:
-            session = self._sessions.get(key)
-            if session is None:
-                return Lookup.MISSING
-            if self._expired(session, now):
-                del self._sessions[key]
-                return Lookup.EXPIRED
-            session.last_seen = now
-            return session
-
-    def destroy(self, session_id: str | None) -> None:
-        if session_id:
-            with self._lock:
-                self._sessions.pop(_digest(session_id), None)
-
-    def destroy_user(self, user_id: int) -> int:
-        """End every session of one user (account disabled); returns how many."""
-        with self._lock:
-            keys = [k for k, s in self._sessions.items() if s.user_id == user_id]
-            for key in keys:
-                del self._sessions[key]
-        return len(keys)
+            self._states.pop(token_key(session_token), None)
 
     def __len__(self) -> int:
         with self._lock:
-            return len(self._sessions)
-
-    def _expired(self, session: WebSession, now: dt.datetime) -> bool:
-        return (
-            now - session.last_seen > self.idle_timeout
-            or now - session.created > self.absolute_timeout
-        )
+            return len(self._states)
 
     def _prune(self, now: dt.datetime) -> None:
-        for key in [k for k, s in self._sessions.items() if self._expired(s, now)]:
-            del self._sessions[key]
+        stale = [k for k, s in self._states.items() if now - s.last_seen > self.idle_timeout]
+        for key in stale:
+            del self._states[key]
+        while len(self._states) >= MAX_STATES:  # evict the longest idle
+            oldest = min(self._states, key=lambda k: self._states[k].last_seen)
+            del self._states[oldest]

@@ -17,6 +17,16 @@
     arm();
   }
 
+  // The upload limit, said before a large file is sent (the server refuses it anyway).
+  document.querySelectorAll("input[type=file][data-max-bytes]").forEach(function (input) {
+    input.addEventListener("change", function () {
+      var max = parseInt(input.getAttribute("data-max-bytes"), 10);
+      var file = input.files && input.files[0];
+      input.setCustomValidity(file && file.size > max
+        ? "This file is larger than " + Math.floor(max / 1048576) + " MiB." : "");
+    });
+  });
+
   // Face picker: size the overlay of numbered boxes to the probe's own pixels.
   var img = document.getElementById("pending-image");
   var boxes = document.getElementById("face-boxes");

@@ -80,7 +80,9 @@
     if (!p.marks) { return; }
     var wh = size(p);
     p.svg.setAttribute("viewBox", "0 0 " + wh[0] + " " + wh[1]);
-    var r = Math.max(wh[0], wh[1]) / 160;
+    var pts0 = p.marks.points || [];
+    var eyes = pts0.length >= 2 ? Math.hypot(pts0[1][0] - pts0[0][0], pts0[1][1] - pts0[0][1]) : 0;
+    var r = eyes > 0 ? eyes / 22 : Math.max(wh[0], wh[1]) / 160;  // same size once aligned
     if (p.marks.box) {
       var box = document.createElementNS(SVG, "rect");
       box.setAttribute("class", "lm-box");

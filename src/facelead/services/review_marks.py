@@ -1,34 +1,28 @@
-"""Images and face landmarks for the comparison screen, to the reviewers who may see them.
+"""Face boxes and landmarks for the comparison screen's overlay and eye alignment.
 
-The web viewer loads every probe and candidate image through here, never
-from the image stores directly, so the rule of ``show_review`` decides who
-sees what: the probe and the candidates presented to the actor's own review
-of the current round (all candidates for the first examiner, only the
-possible leads for the verifier). Each image served is its own
-``candidates.view`` audit event naming what was shown.
+The comparison viewer draws the detector's five landmarks over the probe
+and over each candidate, and aligns the two faces on the eyes. The same rule
+as ``show_review`` decides whose marks a reviewer gets: the probe's and those
+of the candidates their own review of the current round presents (all for
+the first examiner, only the possible leads for the verifier). One audited
+``candidates.view`` per request. The images themselves come one by one from
+``services.images``.
 """
 
 from __future__ import annotations
 
-import io
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from PIL import Image
-
 from facelead.domain.access import Action, Actor
-from facelead.errors import NotFoundError
 from facelead.services.context import Services
 from facelead.services.review import open_search, own_review
-from facelead.services.review_view import _presented, image_suffix
+from facelead.services.review_view import _presented
 from facelead.services.uow import perform
 from facelead.store import gallery as gallery_repo
 from facelead.store import review as repo
 from facelead.store.case_models import SearchRecord
-
-BROWSER_TYPES = {".jpg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
-"""Formats every browser shows; anything else (TIFF, BMP...) is converted to PNG."""
 
 _MARKS_CACHE_SIZE = 256
 
@@ -51,39 +45,6 @@ class FaceMarks:
 class ReviewMarks:
     probe: FaceMarks
     candidates: dict[str, FaceMarks]  # by gallery subject id
-
-
-@dataclass(frozen=True)
-class ReviewImage:
-    data: bytes
-    media_type: str
-    sha256: str
-
-
-def review_image(
-    services: Services, actor: Actor, search_id: int, subject_id: str | None = None
-) -> ReviewImage:
-    """The probe (``subject_id`` None) or one presented candidate's photo, audited."""
-    with perform(services, actor, Action.CANDIDATES_VIEW) as scope:
-        search = open_search(scope, search_id)
-        round_no = repo.current_round(scope.session, search.id)
-        review = own_review(scope, search, round_no)
-        scope.details.update(step="image", round=round_no, review_role=review.review_role)
-        if subject_id is None:
-            sha = search.probe.image_sha256
-            data = services.probes.get(sha)
-            scope.details["image"] = "probe"
-        else:
-            presented = _presented(scope.session, search, review)
-            if subject_id not in presented:
-                raise NotFoundError(
-                    f"{subject_id} is not a candidate of your review", code="candidate_not_found"
-                )
-            sha = presented[subject_id][1].image_sha256
-            data = services.images.get(sha)
-            scope.details.update(image="candidate", subject_ids=[subject_id])
-        scope.details["image_sha256"] = sha
-    return _browser_image(data, sha)
 
 
 def review_marks(services: Services, actor: Actor, search_id: int) -> ReviewMarks:
@@ -164,13 +125,3 @@ def _probe_marks(services: Services, search: SearchRecord) -> FaceMarks:
         )
     _marks_cache.put(key, marks)
     return marks
-
-
-def _browser_image(data: bytes, sha: str) -> ReviewImage:
-    suffix = image_suffix(data)
-    if suffix in BROWSER_TYPES:
-        return ReviewImage(data, BROWSER_TYPES[suffix], sha)
-    out = io.BytesIO()
-    with Image.open(io.BytesIO(data)) as image:
-        image.convert("RGB").save(out, "PNG")
-    return ReviewImage(out.getvalue(), "image/png", sha)
