@@ -17,7 +17,6 @@ from facelead.store import lifecycle as lifecycle_repo
 from facelead.store.db import Database
 from facelead.store.images import ImageStore
 
-
 ACTIVE_MODEL = "active_model"
 """Settings-table key naming the model id searches use after a re-templating switch."""
 
