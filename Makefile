@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck contracts pytest bench clean
+.PHONY: demo test lint typecheck contracts pytest stress fuzz bench clean
 
 $(STAMP): pyproject.toml requirements-models.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,14 @@ contracts: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q
+
+# Long crash-safety (25 SIGKILLs) and concurrency runs; not part of `make test`.
+stress: $(STAMP)
+	FACELEAD_STRESS=1 $(BIN)/pytest -q -m stress tests/test_crash_safety.py tests/test_concurrency.py
+
+# Larger property-test and schemathesis budgets; not in CI.
+fuzz: $(STAMP)
+	FACELEAD_FUZZ_EXAMPLES=500 $(BIN)/pytest -q tests/test_hostile_inputs.py tests/test_api_fuzz.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py

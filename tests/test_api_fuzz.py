@@ -15,6 +15,7 @@ a ``Services`` whose database the ``fuzz_token`` fixture creates.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,7 +55,7 @@ def fuzz_token() -> Iterator[str]:
 
 @schema.parametrize()
 @settings(
-    max_examples=20,
+    max_examples=int(os.environ.get("FACELEAD_FUZZ_EXAMPLES", "20")),  # make fuzz: 500
     deadline=None,
     phases=[Phase.explicit, Phase.generate],
     database=None,

@@ -23,13 +23,28 @@ def jsonl_line(record: AuditRecord) -> str:
     return canonical_json(record.as_dict()).decode("utf-8") + "\n"
 
 
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+"""A spreadsheet runs a cell starting with one of these as a formula (OWASP: CSV injection)."""
+
+
+def neutralise_formula(text: str) -> str:
+    """Prefix ``'`` to text a spreadsheet would evaluate: a username typed at a login prompt
+    or a file name reaches the export, and an auditor opens exports in a spreadsheet."""
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
 def csv_cell(value: object) -> str:
-    """Null is an empty cell; details are their canonical JSON text."""
+    """Null is an empty cell; details are their canonical JSON text; formulas are defused.
+
+    A bare carriage return is written as ``\\r``: Python 3.11's writer does not quote it
+    (the line terminator is ``\\n``), so it would split the row in a reader. The CSV is
+    for reading; verification uses the JSON Lines export, which is unaltered.
+    """
     if value is None:
         return ""
     if isinstance(value, dict):
         return canonical_json(value).decode("utf-8")
-    return str(value)
+    return neutralise_formula(str(value).replace("\r", "\\r"))
 
 
 def export_lines(records: Iterable[AuditRecord], fmt: str) -> Iterator[str]:

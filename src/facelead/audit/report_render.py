@@ -17,6 +17,7 @@ from html import escape
 from typing import Any
 
 from facelead.audit.chain import canonical_json
+from facelead.audit.export import neutralise_formula
 from facelead.audit.report import AuditReport, Finding
 
 FORMATS = ("html", "csv", "json")
@@ -70,10 +71,10 @@ def to_csv(report: AuditReport) -> str:
                 [
                     result.rule.id,
                     result.rule.title,
-                    f.subject,
-                    " ".join(f.users),
+                    neutralise_formula(f.subject),  # names typed by users: defuse formulas
+                    neutralise_formula(" ".join(f.users)),
                     f.value,
-                    f.summary,
+                    neutralise_formula(f.summary),
                     " ".join(map(str, f.seqs)),
                     result.rule.text,
                 ]

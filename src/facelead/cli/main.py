@@ -11,6 +11,7 @@ from rich.progress import Progress
 from facelead.cli.audit import audit_app
 from facelead.cli.auth import UserOption, current_actor
 from facelead.cli.cases import case_app
+from facelead.cli.doctor import doctor_command
 from facelead.cli.eval import eval_app
 from facelead.cli.gallery import gallery_app
 from facelead.cli.lifecycle import backup_command, import_command, restore_command, retention_app
@@ -43,6 +44,7 @@ app.add_typer(lead_app, name="lead")
 app.add_typer(corroborate_app, name="corroborate")
 app.add_typer(eval_app, name="eval")
 app.command("serve")(serve_command)
+app.command("doctor")(doctor_command)
 
 MAX_REFUSALS_SHOWN = 10
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}

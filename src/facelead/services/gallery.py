@@ -7,6 +7,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from facelead.biometrics.select import face_for_enrolment
 from facelead.domain.access import Action, Actor
 from facelead.domain.gallery import BookingRef, EnrolmentResult, EnrolmentStatus, PhotoView
@@ -17,6 +19,8 @@ from facelead.store import gallery as repo
 from facelead.store import lifecycle as lifecycle_repo
 from facelead.store.lifecycle import REMOVED_PREFIX
 
+ENROL_RETRIES = 3
+
 
 def enroll_photo(
     services: Services, actor: Actor, data: bytes, source: str, ref: BookingRef
@@ -26,9 +30,18 @@ def enroll_photo(
     The same bytes enrolled twice change nothing (content address = dedup key).
     A profile view is kept for examiners but gets no template: profile-to-
     frontal scores are unreliable and would only add false candidates.
+    Two clients enrolling the same subject or bytes at once race on a unique
+    key; the loser's transaction is rolled back (nothing audited, nothing
+    written) and retried, and then finds the row the winner committed.
     """
-    with perform(services, actor, Action.GALLERY_ENROL, object_type="photo") as scope:
-        return enrol_in_scope(services, scope, data, source, ref)
+    for attempt in range(ENROL_RETRIES):
+        try:
+            with perform(services, actor, Action.GALLERY_ENROL, object_type="photo") as scope:
+                return enrol_in_scope(services, scope, data, source, ref)
+        except IntegrityError:
+            if attempt == ENROL_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def enrol_in_scope(
@@ -81,6 +94,9 @@ def _enrol_new(
             measures=analysis.quality.measures,
         )
     session = scope.session
+    existing = repo.find_photo_by_sha(session, decoded.sha256)
+    if existing is not None:  # another client committed these bytes while we analysed them
+        return existing.id, EnrolmentStatus.DUPLICATE
     subject = repo.get_or_create_subject(session, ref.subject_id)
     booking = repo.get_or_create_booking(
         session, subject, ref.booking_number, ref.booking_date, ref.agency

@@ -1,0 +1,213 @@
+"""``facelead doctor``: do the database, the image stores, the index and the audit chain agree?
+
+Every action is one transaction, but the image files and the saved index
+live outside it: a crash between a file write and its commit leaves an
+orphan file, a crash between a seal's commit and its file deletion leaves
+the bytes of a removed record, and an index file can lag the database.
+None of these lose data, but an auditor must be able to see that, and the
+records bureau must be able to clean up. The doctor reports:
+
+- errors (something is lost or forged; never repaired automatically):
+  ``photo_without_file``, ``template_without_photo``, ``audit_chain``;
+- warnings (safe leftovers): ``orphan_file`` (bytes no record references,
+  including those of removed records), ``temp_file`` (a write that never
+  finished), ``foreign_file`` (not named by a SHA-256: reported only) and
+  ``stale_index`` (a saved index at another generation than the database).
+
+``repair`` deletes orphan and temporary files older than a grace period (a
+file younger than that may belong to an enrolment or search that has not
+committed yet) and rebuilds stale indexes. Both modes are audited, as the
+gallery maintenance action of the records bureau and administrators.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from facelead.audit import log
+from facelead.audit.chain import verify_chain
+from facelead.domain.access import Action, Actor
+from facelead.index.flat import FlatIndex
+from facelead.services.audit import attach, trusted_public_key
+from facelead.services.context import Services
+from facelead.services.lifecycle import rebuild_indexes
+from facelead.services.uow import perform
+from facelead.store import gallery as gallery_repo
+from facelead.store.case_models import ProbeRecord
+from facelead.store.models import Photo, Template
+
+GRACE = dt.timedelta(minutes=15)
+"""Files younger than this may belong to a transaction still in flight: never deleted."""
+
+ERRORS = frozenset({"photo_without_file", "template_without_photo", "audit_chain"})
+_SHA = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    subject: str  # a SHA-256, a row id, a model id or a file path relative to the home
+    detail: str
+    repaired: bool = False
+
+    @property
+    def severity(self) -> str:
+        return "error" if self.check in ERRORS else "warning"
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    findings: tuple[Finding, ...] = field(default=())
+    repair: bool = False
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+    @property
+    def ok(self) -> bool:
+        """No errors; warnings are leftovers that cost nothing but space."""
+        return not self.errors
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for f in self.findings:
+            out[f.check] = out.get(f.check, 0) + 1
+        return out
+
+
+@dataclass(frozen=True)
+class _StoreFile:
+    path: Path
+    sha: str | None  # None: a temporary or foreign file
+    age_s: float
+
+
+def _walk(root: Path) -> Iterator[_StoreFile]:
+    """Files of a content-addressed store, oldest first (stable output)."""
+    if not root.is_dir():
+        return
+    now = time.time()
+    files = sorted((p for p in root.rglob("*") if p.is_file()), key=lambda p: str(p))
+    for path in files:
+        sha = path.name if _SHA.fullmatch(path.name) else None
+        yield _StoreFile(path, sha, now - path.stat().st_mtime)
+
+
+def _file_findings(
+    services: Services, root: Path, referenced: set[str], what: str
+) -> list[tuple[Finding, _StoreFile]]:
+    home = services.settings.resolved_home
+    found: list[tuple[Finding, _StoreFile]] = []
+    for item in _walk(root):
+        name = str(item.path.relative_to(home)) if item.path.is_relative_to(home) else str(item)
+        if item.sha is None:
+            kind = "temp_file" if item.path.name.startswith(".tmp-") else "foreign_file"
+            found.append((Finding(kind, name, f"not a {what} file"), item))
+        elif item.sha not in referenced:
+            found.append((Finding("orphan_file", name, f"no record references this {what}"), item))
+        elif item.path != root / item.sha[:2] / item.sha[2:4] / item.sha:
+            found.append((Finding("foreign_file", name, "filed under the wrong folder"), item))
+    return found
+
+
+def _missing_files(services: Services, session: Session) -> list[Finding]:
+    return [
+        Finding("photo_without_file", sha, f"photo {pid} has no image file")
+        for pid, sha in session.execute(select(Photo.id, Photo.image_sha256).order_by(Photo.id))
+        if not services.images.exists(sha)
+    ]
+
+
+def _orphan_templates(session: Session) -> list[Finding]:
+    rows = session.execute(
+        select(Template.id, Template.photo_id)
+        .where(Template.photo_id.not_in(select(Photo.id)))
+        .order_by(Template.id)
+    )
+    return [
+        Finding("template_without_photo", str(tid), f"template {tid} names missing photo {pid}")
+        for tid, pid in rows
+    ]
+
+
+def _stale_indexes(services: Services, session: Session) -> list[Finding]:
+    index_dir = services.settings.index_dir
+    saved = {p.name for p in index_dir.iterdir() if p.is_dir()} if index_dir.is_dir() else set()
+    models = set(session.scalars(select(Template.model_id).distinct())) | saved
+    found = []
+    for model_id in sorted(models):
+        want = gallery_repo.index_generation(session, model_id)
+        try:
+            have: int | None = int(
+                FlatIndex.read_meta(index_dir / model_id, model_id)["generation"]
+            )
+        except (OSError, ValueError, KeyError):
+            have = None
+        if have != want:
+            detail = f"saved index at generation {have}, database at {want}"
+            found.append(Finding("stale_index", model_id, detail))
+    return found
+
+
+def _audit_chain(services: Services, session: Session) -> list[Finding]:
+    key = trusted_public_key(services)
+    report = verify_chain(
+        log.iter_records(session),
+        log.load_checkpoints(session),
+        key,
+        expected_head=log.current_head(session),
+    )
+    return [
+        Finding("audit_chain", str(i.seq), f"{i.kind.value}: {i.message}") for i in report.issues
+    ]
+
+
+def _remove(item: _StoreFile, grace: dt.timedelta) -> bool:
+    if item.age_s < grace.total_seconds():
+        return False
+    try:
+        item.path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def diagnose(
+    services: Services, actor: Actor, *, repair: bool = False, grace: dt.timedelta = GRACE
+) -> DoctorReport:
+    """Check (and with ``repair``, fix what is safe); one audited action either way."""
+    attach(services)
+    with perform(services, actor, Action.GALLERY_PURGE, object_type="deployment") as scope:
+        session = scope.session
+        findings = [*_missing_files(services, session), *_orphan_templates(session)]
+        stale = _stale_indexes(services, session)
+        chain = _audit_chain(services, session)
+        photos = set(session.scalars(select(Photo.image_sha256)))
+        probes = set(session.scalars(select(ProbeRecord.image_sha256)))
+        files = _file_findings(services, services.settings.images_dir, photos, "gallery image")
+        files += _file_findings(services, services.settings.probes_dir, probes, "probe image")
+        for finding, item in files:
+            removable = finding.check in ("orphan_file", "temp_file")
+            done = repair and removable and _remove(item, grace)
+            findings.append(replace(finding, repaired=done))
+        if repair and stale:
+            rebuild_indexes(services, [f.subject for f in stale])
+        findings += [replace(f, repaired=repair) for f in stale]
+        findings += chain
+        report = DoctorReport(tuple(findings), repair)
+        scope.details.update(
+            mode="repair" if repair else "check",
+            ok=report.ok,
+            findings=report.counts(),
+            repaired=sum(f.repaired for f in findings),
+        )
+    return report
