@@ -63,7 +63,12 @@ def test_reindex_builds_resumes_and_switches_atomically(meds_dir: Path, tmp_path
         dims = set(
             session.scalars(sa.select(Template.dim).where(Template.model_id == NEW).distinct())
         )
-    assert dims == {index.dim} and index.dim != services.index().dim  # never mixed
+        old_dims = set(
+            session.scalars(sa.select(Template.dim).where(Template.model_id == old).distinct())
+        )
+    assert dims == {index.dim} and old_dims != dims  # never mixed
+    # The running services follow the switch too: searches use only the new model.
+    assert services.index().model_id == NEW and services.index().dim == index.dim
     probe = (meds_dir / "S001-04-t10_01.jpg").read_bytes()
     found = _search_gallery(switched, probe, top_k=3)
     assert found.model_id == NEW and found.candidates[0].subject_id.startswith("S001-")
