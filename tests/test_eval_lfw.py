@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -29,8 +30,7 @@ def _mini_lfw(lfw: Path, root: Path) -> None:
         group = multi[fold * 6 : fold * 6 + 6]
         lines += [f"{n}\t{number[n][0]}\t{number[n][1]}" for n in group[:5]]
         lines += [
-            f"{a}\t{number[a][0]}\t{b}\t{number[b][1]}"
-            for a, b in zip(group[:5], group[1:6], strict=True)
+            f"{a}\t{number[a][0]}\t{b}\t{number[b][1]}" for a, b in itertools.pairwise(group[:6])
         ]
     (root / "pairs.txt").write_text("\n".join(lines) + "\n")
 
