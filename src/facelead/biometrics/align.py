@@ -105,3 +105,25 @@ def dlib_detector_box(face: Face) -> tuple[float, float, float, float]:
     cx = x + w / 2.0 - 0.027 * w
     cy = y + h / 2.0 + 0.039 * h
     return (cx - side / 2.0, cy - side / 2.0, side, side)
+
+
+def box_crop(
+    image: RGBImage, box: tuple[float, float, float, float], size: int, margin: float
+) -> RGBImage:
+    """The face box grown by ``margin`` x its width (the same number of pixels on both
+    axes), resized to ``size`` x ``size`` without keeping the aspect ratio.
+
+    This is how FaceNet's authors cropped their training and LFW images (MTCNN box
+    plus a fixed 32 px margin, resized to 160 x 160): a face box taller than wide is
+    stretched sideways, and the network learnt faces that way. Neither a square crop
+    nor a rotation-normalised five-point crop reproduces it; both scored worse.
+    """
+    x, y, w, h = box
+    grow = margin * w
+    left, top = x - grow / 2.0, y - grow / 2.0
+    width, height = w + grow, h + grow
+    src = np.array([[left, top], [left + width, top], [left, top + height]], np.float32)
+    dst = np.array([[0, 0], [size, 0], [0, size]], np.float32)
+    matrix = cv2.getAffineTransform(src, dst)
+    warped = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR)
+    return np.ascontiguousarray(warped, dtype=np.uint8)

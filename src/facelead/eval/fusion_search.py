@@ -65,7 +65,7 @@ class VerificationCV:
     fold_weights: tuple[tuple[float, ...], ...]
     fold_thresholds: tuple[float, ...]
     fold_accuracies: tuple[float, ...]
-    scores: FloatArray  # every pair scored with its own fold's weights
+    scores: FloatArray  # every pair scored with its fold's weights, standardised (see below)
 
     @property
     def mean_accuracy(self) -> float:
@@ -84,6 +84,9 @@ def verification_cv(
     ``pair_scores`` is models x pairs (cosines). For each held-out fold every grid
     point is scored by its best-threshold accuracy on the 9 training folds; the
     winner's threshold (also from the training folds) is applied to the held-out fold.
+    The pooled ``scores`` are z-values of each fold's training impostors, because
+    different weights put scores on different scales and one pooled TAR @ FMR
+    threshold must mean the same thing in every fold.
     """
     fused = grid @ pair_scores  # grid points x pairs
     weights, thresholds, accuracies = [], [], []
@@ -98,7 +101,9 @@ def verification_cv(
         accuracies.append(float(np.mean((row[test] >= threshold) == mated[test])))
         weights.append(tuple(float(w) for w in grid[best]))
         thresholds.append(threshold)
-        scored[test] = row[test]
+        # Pooled TAR @ FMR needs one scale: z-values of the training impostor scores.
+        impostors = row[train & ~mated]
+        scored[test] = (row[test] - impostors.mean()) / (impostors.std() or 1.0)
     return VerificationCV(tuple(weights), tuple(thresholds), tuple(accuracies), scored)
 
 

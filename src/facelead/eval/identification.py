@@ -147,6 +147,23 @@ def subset(
     )
 
 
+def standardised(result: ProbeOutcomes, reference: ProbeOutcomes) -> ProbeOutcomes:
+    """Scores as z-values of *reference*'s non-mated top scores (ranks unchanged).
+
+    Different fusion weights give scores on different scales and offsets (dlib's
+    cosines sit near 0.9, SFace's near 0.4), so the outcomes of folds searched with
+    different weights can only be pooled under one threshold after each fold is put
+    on a common scale, learnt from its *training* searches only.
+    """
+    top = reference.nonmated_top[reference.nonmated_top > NO_CANDIDATE]
+    centre, spread = float(np.mean(top)), float(np.std(top)) or 1.0
+    return ProbeOutcomes(
+        result.ranks,
+        (result.mate_scores - centre) / spread,
+        (result.nonmated_top - centre) / spread,
+    )
+
+
 def concatenate(parts: list[ProbeOutcomes]) -> ProbeOutcomes:
     return ProbeOutcomes(
         np.concatenate([p.ranks for p in parts]),

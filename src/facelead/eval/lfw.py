@@ -36,6 +36,7 @@ from facelead.eval.identification import (
     concatenate,
     objective,
     outcomes,
+    standardised,
     subset,
     summarise,
 )
@@ -200,7 +201,10 @@ def select_fusion(inputs: _Inputs, pool: Sequence[str] = FUSION_POOL) -> dict[st
     labels = np.unique(np.concatenate([mated_fold, nonmated_fold]))
     held_out = concatenate(
         [
-            subset(found[int(c)], mated_fold == label, nonmated_fold == label)
+            standardised(
+                subset(found[int(c)], mated_fold == label, nonmated_fold == label),
+                subset(found[int(c)], mated_fold != label, nonmated_fold != label),
+            )
             for label, c in zip(labels, ident.choice, strict=True)
         ]
     )
@@ -225,6 +229,31 @@ def select_fusion(inputs: _Inputs, pool: Sequence[str] = FUSION_POOL) -> dict[st
         },
         "all_lfw_1n_weights": [float(w) for w in grid[all_lfw]],
     }
+
+
+def nonmated_tail(inputs: _Inputs, config: FusionConfig, count: int = 12) -> list[dict[str, Any]]:
+    """The highest-scoring non-mated searches: who the probe resembled, and how much.
+
+    FPIR = 0.003 allows 6 of LFW's 2,034 non-mated searches to return a candidate, so
+    FNIR there is set by the few highest non-mated scores. Listing them lets a reader
+    see when those are LFW labelling problems (one person under two names, twins)
+    rather than model errors.
+    """
+    search = inputs.search
+    rows = np.flatnonzero((search.mate == -1) & search.probe_ok)
+    if rows.size == 0:
+        return []
+    matrix = search.fused(dict(config.members))[rows]
+    best = matrix.argmax(axis=1)
+    top = matrix[np.arange(rows.size), best]
+    has_face = inputs.index.has_face([p for p, _ in inputs.split.gallery])
+    enrolled = [i for (_, i), ok in zip(inputs.split.gallery, has_face, strict=True) if ok]
+    probes = [i for _, i in inputs.split.mated] + [i for _, i in inputs.split.nonmated]
+    order = np.argsort(-top, kind="stable")[:count]
+    return [
+        {"probe": probes[rows[k]], "candidate": enrolled[best[k]], "score": float(top[k])}
+        for k in order
+    ]
 
 
 def calibrate(inputs: _Inputs, config: FusionConfig) -> metrics.CalibrationTable:
@@ -267,6 +296,7 @@ def run_lfw(
         "protocol": inputs.split.counts,
         "pairs": len(inputs.pairs),
         "templates_computed": inputs.index.templates.computed,
+        "nonmated_tail": nonmated_tail(inputs, config),
         "acquisition": acquisition_counts(inputs.index, inputs.split),
         "quality_gate_would_flag": {
             "mated_probes": quality_counts(inputs.index, [p for p, _ in inputs.split.mated]),

@@ -18,6 +18,7 @@ import hashlib
 import multiprocessing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -181,11 +182,11 @@ class Templates:
     vectors: dict[str, list[NDArray[np.float32] | None]]
     computed: int = 0  # images decoded in this run (the rest came from the cache)
 
-    @property
+    @cached_property
     def status(self) -> NDArray[np.int8]:
         return np.array([int(f["status"]) for f in self.faces], dtype=np.int8)
 
-    @property
+    @cached_property
     def quality(self) -> NDArray[np.int16]:
         return np.array([int(f["quality"]) for f in self.faces], dtype=np.int16)
 
