@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -22,8 +23,10 @@ COMMANDS = {
         "--select",
         "--no-select",
         "--workers",
+        "--pool",
     ),
     "folder": ("CSV", "--distractors", "--json", "--cache", "--model", "--workers"),
+    "report": ("JSON", "--out"),
 }
 
 
@@ -45,6 +48,11 @@ def test_every_eval_option_is_documented(command: str) -> None:
     for option in COMMANDS[command]:
         assert option in text, f"{option} missing from `facelead eval {command} --help`"
     assert "Usage:" in text
+
+
+def test_report_command_refuses_a_missing_json(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["eval", "report", str(tmp_path / "none.json")])
+    assert result.exit_code == 2
 
 
 def test_lfw_help_says_what_it_measures() -> None:

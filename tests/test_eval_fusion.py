@@ -34,6 +34,14 @@ def test_pick_takes_the_middle_of_a_flat_optimum() -> None:
     assert fusion_search.pick([3, 1, 2, 2, 2], grid, maximise=False) == 1
 
 
+def test_pick_prefers_fewer_models_within_one_standard_error() -> None:
+    grid = fusion_search.simplex_grid(2, 0.5)  # (0,1), (.5,.5), (1,0)
+    values = [0.90, 0.952, 0.950]  # the pair beats model 0 alone by less than the error
+    assert fusion_search.pick(values, grid, maximise=True, tolerance=0.005) == 2
+    assert fusion_search.pick(values, grid, maximise=True, tolerance=0.001) == 1
+    assert fusion_search.accuracy_se(0.99, 10_000) == pytest.approx(0.000995, rel=1e-3)
+
+
 def _pairs(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Model 0 separates mated from non-mated pairs well, model 1 barely."""
     mated = np.tile(np.array([True, False]), n // 2)
@@ -72,7 +80,7 @@ def test_identification_cv_prefers_the_clearly_better_model() -> None:
     mated_fold = fusion_search.identity_folds([str(i % 37) for i in range(400)], 5, 1)
     nonmated_fold = fusion_search.identity_folds([f"n{i}" for i in range(200)], 5, 1)
 
-    def cost(i: int, m: np.ndarray, n: np.ndarray) -> float:
+    def cost(i: int, m: np.ndarray, n: np.ndarray) -> tuple[float, float]:
         return objective(subset(found[i], m, n))
 
     cv = fusion_search.identification_cv(cost, mated_fold, nonmated_fold, grid)

@@ -72,23 +72,6 @@ def margin_crop(image: RGBImage, face: Face, size: int, margin: float) -> RGBIma
     return warp_to_template(image, face, template, size)
 
 
-ARCFACE_EYE_MID = ARCFACE_112[:2].mean(axis=0)
-ARCFACE_EYE_DISTANCE = float(np.linalg.norm(ARCFACE_112[1] - ARCFACE_112[0]))
-
-
-def eye_crop(image: RGBImage, face: Face, size: int, eye_distance: float, eye_y: float) -> RGBImage:
-    """Five-point crop placing the eyes ``eye_distance`` px apart at height ``eye_y``.
-
-    The ArcFace template is scaled about its eye midpoint, so the relative
-    position of eyes, nose and mouth stays the canonical one; only the zoom and
-    the vertical placement change. This is how a crop geometry learnt from
-    another detector (MTCNN for FaceNet) is reproduced from YuNet landmarks.
-    """
-    zoom = eye_distance / ARCFACE_EYE_DISTANCE
-    template = (ARCFACE_112 - ARCFACE_EYE_MID) * zoom + np.array([size / 2.0, eye_y])
-    return warp_to_template(image, face, template, size)
-
-
 def dlib_detector_box(face: Face) -> tuple[float, float, float, float]:
     """YuNet's box re-expressed in the convention of dlib's HOG face detector.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -118,25 +119,40 @@ def lfw(
         bool,
         typer.Option("--select/--no-select", help="Run the cross-validated fusion weight search."),
     ] = True,
+    pool: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pool",
+            help="Embedders the fusion search may combine (repeatable; default: "
+            "sface-flip, facenet-v2, dlib-v2). Fewer means a faster first run.",
+        ),
+    ] = None,
     workers: WorkersOption = 2,
 ) -> None:
     """LFW 10-fold 1:1 verification and NIST-style 1:N, per model and fused."""
     from facelead.eval.calibration import write_calibration
-    from facelead.eval.lfw import run_lfw
+    from facelead.eval.lfw import FUSION_POOL, run_lfw
     from facelead.eval.report import write_report
 
     model_id = model or Settings().model_id
     try:
         with Progress(console=console, transient=True) as progress:
             result = run_lfw(
-                data, model_id, TemplateCache(cache), compare or [], workers, _Bar(progress), select
+                data,
+                model_id,
+                TemplateCache(cache),
+                compare or [],
+                workers,
+                _Bar(progress),
+                select,
+                tuple(pool) if pool else FUSION_POOL,
             )
     except FaceLeadError as exc:
         fail(exc)
     except FileNotFoundError as exc:
         console.print(f"error [not_found]: {exc}")
         raise typer.Exit(2) from exc
-    body = result.as_dict()
+    body = {"command": " ".join(["facelead", *sys.argv[1:]]), **result.as_dict()}
     console.print(_summary_table(body["models"], model_id))
     if json_path:
         _write_json(json_path, body)
@@ -186,3 +202,22 @@ def folder(
     console.print(json.dumps(body["counts"]))
     if json_path:
         _write_json(json_path, body)
+
+
+@eval_app.command("report")
+def report_from_json(
+    json_path: Annotated[
+        Path, typer.Argument(metavar="JSON", help="Results written by `facelead eval lfw --json`.")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for accuracy.md, models.md and img/*.png.")
+    ] = Path("docs"),
+) -> None:
+    """Regenerate the accuracy pages and plots from a saved LFW run, without recomputing."""
+    from facelead.eval.report import load_json, write_report
+
+    if not json_path.is_file():
+        console.print(f"error [not_found]: no such file: {json_path}")
+        raise typer.Exit(2)
+    for path in write_report(load_json(json_path), out):
+        console.print(f"Report written: {path}")

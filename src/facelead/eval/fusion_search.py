@@ -8,9 +8,15 @@ plus an offset that moves thresholds but never rankings), so nothing is lost
 by searching raw weights.
 
 The search is an exhaustive grid (step 0.05: 231 points for three models):
-cheap, deterministic, and free of local optima. Among grid points whose
-training objective is equally best, the one nearest their centroid is taken,
-the middle of the flat optimum, which generalises better than its edge.
+cheap, deterministic, and free of local optima. Two rules guard against
+fitting noise:
+
+* Parsimony (the one-standard-error rule of Breiman et al., 1984): the model
+  set is the smallest whose best training objective is within one standard
+  error of the overall best; a model whose gain is indistinguishable from
+  sampling noise is not worth its enrolment time and its failure modes.
+* Among grid points whose training objective is equally best, the one nearest
+  their centroid is taken: the middle of a flat optimum, not its edge.
 """
 
 from __future__ import annotations
@@ -43,13 +49,29 @@ def simplex_grid(n_models: int, step: float = 0.05) -> FloatArray:
     return np.array(rows, dtype=np.float64) / parts
 
 
-def pick(values: Sequence[float] | FloatArray, grid: FloatArray, maximise: bool) -> int:
-    """Index of the best grid point; ties go to the tied point nearest the tied centroid."""
-    scores = np.asarray(values, dtype=np.float64)
-    best = scores.max() if maximise else scores.min()
-    tied = np.flatnonzero(np.isclose(scores, best, rtol=0, atol=1e-12))
+def pick(
+    values: Sequence[float] | FloatArray,
+    grid: FloatArray,
+    maximise: bool,
+    tolerance: float = 0.0,
+) -> int:
+    """Index of the chosen grid point: fewest models within *tolerance* of the best
+    objective, then the best point of that size (ties: the one nearest their centroid).
+    """
+    cost = np.asarray(values, dtype=np.float64) * (-1.0 if maximise else 1.0)
+    support = np.count_nonzero(grid > 0, axis=1)
+    allowed = cost.min() + tolerance + 1e-12
+    size = min(int(k) for k in np.unique(support) if cost[support == k].min() <= allowed)
+    in_size = support == size
+    best = cost[in_size].min()
+    tied = np.flatnonzero(in_size & np.isclose(cost, best, rtol=0, atol=1e-12))
     centre = grid[tied].mean(axis=0)
     return int(tied[np.argmin(np.linalg.norm(grid[tied] - centre, axis=1))])
+
+
+def accuracy_se(accuracy: float, n: int) -> float:
+    """Binomial standard error of an accuracy measured on *n* pairs."""
+    return float(np.sqrt(max(accuracy * (1.0 - accuracy), 0.0) / max(n, 1)))
 
 
 def training_accuracy(scores: FloatArray, mated: NDArray[np.bool_]) -> float:
@@ -95,7 +117,8 @@ def verification_cv(
         test = fold == label
         train = ~test
         values = [training_accuracy(row[train], mated[train]) for row in fused]
-        best = pick(values, grid, maximise=True)
+        tolerance = accuracy_se(max(values), int(train.sum()))
+        best = pick(values, grid, maximise=True, tolerance=tolerance)
         row = fused[best]
         threshold = metrics.best_accuracy_threshold(row[train & mated], row[train & ~mated])
         accuracies.append(float(np.mean((row[test] >= threshold) == mated[test])))
@@ -107,8 +130,21 @@ def verification_cv(
     return VerificationCV(tuple(weights), tuple(thresholds), tuple(accuracies), scored)
 
 
-Objective = Callable[[int, NDArray[np.bool_], NDArray[np.bool_]], float]
-"""objective(grid index, mated-probe mask, non-mated-probe mask) -> value to minimise."""
+Objective = Callable[[int, NDArray[np.bool_], NDArray[np.bool_]], tuple[float, float]]
+"""objective(grid index, mated mask, non-mated mask) -> (value to minimise, its standard error)."""
+
+
+def choose(
+    objective: Objective,
+    mated: NDArray[np.bool_],
+    nonmated: NDArray[np.bool_],
+    grid: FloatArray,
+) -> int:
+    """The grid point :func:`pick` takes for *objective* on these searches."""
+    scored = [objective(i, mated, nonmated) for i in range(len(grid))]
+    values = [value for value, _ in scored]
+    _, tolerance = scored[int(np.argmin(values))]
+    return pick(values, grid, maximise=False, tolerance=tolerance)
 
 
 def identity_folds(identities: Sequence[str], folds: int, seed: int) -> NDArray[np.int64]:
@@ -137,9 +173,6 @@ def identification_cv(
     labels = np.unique(np.concatenate([mated_fold, nonmated_fold]))
     choice = []
     for label in labels:
-        values = [
-            objective(i, mated_fold != label, nonmated_fold != label) for i in range(len(grid))
-        ]
-        choice.append(pick(values, grid, maximise=False))
+        choice.append(choose(objective, mated_fold != label, nonmated_fold != label, grid))
     weights = tuple(tuple(float(w) for w in grid[i]) for i in choice)
     return IdentificationCV(weights, np.array(choice, dtype=np.int64))

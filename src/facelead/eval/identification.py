@@ -126,16 +126,20 @@ def summarise(result: ProbeOutcomes) -> IdentificationResult:
     )
 
 
-def objective(result: ProbeOutcomes, target_fpir: float = FPIR_TARGETS[0]) -> float:
-    """What fusion weights are chosen to minimise on 1:N: FNIR at rank 1 plus FNIR at
-    FPIR = 0.01. Both matter: rank 1 for the examiner's first look, the low-FPIR tail
-    for large galleries where every false candidate is a possible false lead.
+def objective(result: ProbeOutcomes, target_fpir: float = FPIR_TARGETS[0]) -> tuple[float, float]:
+    """What fusion weights are chosen to minimise on 1:N, with its standard error:
+    FNIR at rank 1 plus FNIR at FPIR = 0.01. Both matter: rank 1 for the examiner's
+    first look, the low-FPIR tail for large galleries where every false candidate is a
+    possible false lead. The error is binomial over the mated searches (the
+    threshold's own sampling error, from the non-mated searches, is not included).
     """
     rank1 = metrics.fnir_at_rank(result.ranks, 1)
     tail, _ = metrics.fnir_at_fpir(
         result.ranks, result.mate_scores, result.nonmated_top, target_fpir
     )
-    return rank1 + tail
+    n = max(int(result.ranks.size), 1)
+    error = float(np.sqrt((rank1 * (1 - rank1) + tail * (1 - tail)) / n))
+    return rank1 + tail, error
 
 
 def subset(

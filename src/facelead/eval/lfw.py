@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 
 from facelead.biometrics.embed import EMBEDDERS
 from facelead.biometrics.fusion import MODEL_CONFIGS, FusionConfig, model_config
+from facelead.errors import InputError
 from facelead.eval import fusion_search, metrics
 from facelead.eval.cache import TemplateCache
 from facelead.eval.identification import (
@@ -118,6 +119,10 @@ class _Inputs:
 
 
 def _embedder_names(model_ids: Sequence[str], pool: Sequence[str]) -> list[str]:
+    unknown = [name for name in pool if name not in EMBEDDERS]
+    if unknown:
+        known = ", ".join(EMBEDDERS)
+        raise InputError(f"unknown embedder(s) {', '.join(unknown)}; known: {known}")
     names: list[str] = list(pool)
     for model_id in model_ids:
         names.extend(n for n in model_config(model_id).names if n not in names)
@@ -194,7 +199,7 @@ def select_fusion(inputs: _Inputs, pool: Sequence[str] = FUSION_POOL) -> dict[st
     mated_fold = fusion_search.identity_folds([i for _, i in split.mated], CV_FOLDS, CV_SEED)
     nonmated_fold = fusion_search.identity_folds([i for _, i in split.nonmated], CV_FOLDS, CV_SEED)
 
-    def cost(i: int, m: NDArray[np.bool_], n: NDArray[np.bool_]) -> float:
+    def cost(i: int, m: NDArray[np.bool_], n: NDArray[np.bool_]) -> tuple[float, float]:
         return objective(subset(found[i], m, n))
 
     ident = fusion_search.identification_cv(cost, mated_fold, nonmated_fold, grid)
@@ -209,11 +214,14 @@ def select_fusion(inputs: _Inputs, pool: Sequence[str] = FUSION_POOL) -> dict[st
         ]
     )
     everything = np.ones(len(split.mated), bool), np.ones(len(split.nonmated), bool)
-    all_lfw = fusion_search.pick([cost(i, *everything) for i in range(len(grid))], grid, False)
+    all_lfw = fusion_search.choose(cost, *everything, grid)
     return {
         "pool": list(pool),
         "grid_step": GRID_STEP,
         "objective_1n": "FNIR(rank 1) + FNIR(FPIR = 0.01), minimised",
+        "objective_1to1": "training-fold accuracy at the best threshold, maximised",
+        "parsimony": "fewest models whose best objective is within one standard error of "
+        "the overall best (one-standard-error rule)",
         "verification_cv": {
             "fold_weights": [list(w) for w in verification.fold_weights],
             "fold_accuracies": list(verification.fold_accuracies),
