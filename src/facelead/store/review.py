@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -131,6 +131,30 @@ def complete_review(
     session.flush()
 
 
+_Row = TypeVar("_Row", ResolutionRecord, LeadReportRecord, CorroborationRecord, OutcomeRecord)
+
+
+def _added(session: Session, row: _Row) -> _Row:
+    """Add *row* and flush, so its id exists before the audit event that names it."""
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _rows_of(session: Session, record: type[_Row], search_id: int) -> list[_Row]:
+    """Every *record* of one search, oldest first."""
+    stmt = select(record).where(record.search_id == search_id).order_by(record.id)
+    return list(session.scalars(stmt))
+
+
+def _recorded_by(who: UserRef) -> dict[str, Any]:
+    return {
+        "recorded_by_username": who.username,
+        "recorded_by_user_id": who.user_id,
+        "recorded_at": utcnow(),
+    }
+
+
 def add_resolution(
     session: Session, search_id: int, round_no: int, who: UserRef, decision: str, notes: str
 ) -> ResolutionRecord:
@@ -143,26 +167,19 @@ def add_resolution(
         notes=notes,
         created_at=utcnow(),
     )
-    session.add(row)
-    session.flush()
-    return row
+    return _added(session, row)
 
 
 def resolutions_of(session: Session, search_id: int) -> list[ResolutionRecord]:
-    stmt = select(ResolutionRecord).where(ResolutionRecord.search_id == search_id)
-    return list(session.scalars(stmt.order_by(ResolutionRecord.id)))
+    return _rows_of(session, ResolutionRecord, search_id)
 
 
 def add_lead_report(session: Session, **fields: Any) -> LeadReportRecord:
-    row = LeadReportRecord(created_at=utcnow(), **fields)
-    session.add(row)
-    session.flush()
-    return row
+    return _added(session, LeadReportRecord(created_at=utcnow(), **fields))
 
 
 def lead_reports_of(session: Session, search_id: int) -> list[LeadReportRecord]:
-    stmt = select(LeadReportRecord).where(LeadReportRecord.search_id == search_id)
-    return list(session.scalars(stmt.order_by(LeadReportRecord.id)))
+    return _rows_of(session, LeadReportRecord, search_id)
 
 
 def add_corroboration(
@@ -173,18 +190,13 @@ def add_corroboration(
         kind=kind,
         description=description,
         supports=supports,
-        recorded_by_username=who.username,
-        recorded_by_user_id=who.user_id,
-        recorded_at=utcnow(),
+        **_recorded_by(who),
     )
-    session.add(row)
-    session.flush()
-    return row
+    return _added(session, row)
 
 
 def corroborations_of(session: Session, search_id: int) -> list[CorroborationRecord]:
-    stmt = select(CorroborationRecord).where(CorroborationRecord.search_id == search_id)
-    return list(session.scalars(stmt.order_by(CorroborationRecord.id)))
+    return _rows_of(session, CorroborationRecord, search_id)
 
 
 def add_outcome(
@@ -195,13 +207,9 @@ def add_outcome(
         outcome=outcome,
         status_before=status_before,
         notes=notes,
-        recorded_by_username=who.username,
-        recorded_by_user_id=who.user_id,
-        recorded_at=utcnow(),
+        **_recorded_by(who),
     )
-    session.add(row)
-    session.flush()
-    return row
+    return _added(session, row)
 
 
 def outcome_of(session: Session, search_id: int) -> OutcomeRecord | None:
