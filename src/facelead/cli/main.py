@@ -16,6 +16,7 @@ from facelead.cli.eval import eval_app
 from facelead.cli.gallery import gallery_app
 from facelead.cli.lifecycle import backup_command, import_command, restore_command, retention_app
 from facelead.cli.output import banner, console, fail
+from facelead.cli.report import report_app
 from facelead.cli.review import corroborate_app, lead_app, review_app
 from facelead.cli.serve import serve_command
 from facelead.cli.users import first_admin, users_app
@@ -43,6 +44,7 @@ app.add_typer(review_app, name="review")
 app.add_typer(lead_app, name="lead")
 app.add_typer(corroborate_app, name="corroborate")
 app.add_typer(eval_app, name="eval")
+app.add_typer(report_app, name="report")
 app.command("serve")(serve_command)
 app.command("doctor")(doctor_command)
 

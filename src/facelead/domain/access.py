@@ -28,6 +28,7 @@ class Action(StrEnum):
     GALLERY_READ = "gallery.read"
     GALLERY_SEAL = "gallery.seal"
     GALLERY_PURGE = "gallery.purge"
+    GALLERY_REINDEX = "gallery.reindex"
     CASE_OPEN = "case.open"
     CASE_CLOSE = "case.close"
     CASE_READ = "case.read"
@@ -52,6 +53,10 @@ class Action(StrEnum):
     AUDIT_CHECKPOINT = "audit.checkpoint"
     AUDIT_EXPORT = "audit.export"
     EVAL_RUN = "eval.run"
+    REPORT_TRANSPARENCY = "report.transparency"
+    RETENTION_RUN = "retention.run"
+    SYSTEM_BACKUP = "system.backup"
+    SYSTEM_RESTORE = "system.restore"
 
 
 _R = Role
@@ -62,6 +67,7 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.GALLERY_READ: frozenset({_R.RECORDS, _R.ADMIN, _R.SUPERVISOR, _R.AUDITOR}),
     Action.GALLERY_SEAL: frozenset({_R.RECORDS}),
     Action.GALLERY_PURGE: frozenset({_R.RECORDS, _R.ADMIN}),
+    Action.GALLERY_REINDEX: frozenset({_R.RECORDS, _R.ADMIN}),  # docs/lifecycle.md: who
     Action.CASE_OPEN: frozenset({_R.INVESTIGATOR, _R.SUPERVISOR}),
     Action.CASE_CLOSE: frozenset({_R.INVESTIGATOR, _R.SUPERVISOR}),
     Action.CASE_READ: frozenset({_R.INVESTIGATOR, _R.EXAMINER, _R.SUPERVISOR, _R.AUDITOR}),
@@ -86,6 +92,10 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.AUDIT_CHECKPOINT: frozenset({_R.AUDITOR, _R.ADMIN}),
     Action.AUDIT_EXPORT: frozenset({_R.AUDITOR}),
     Action.EVAL_RUN: frozenset({_R.ADMIN, _R.SUPERVISOR, _R.AUDITOR}),
+    Action.REPORT_TRANSPARENCY: frozenset({_R.AUDITOR, _R.SUPERVISOR}),
+    Action.RETENTION_RUN: frozenset({_R.RECORDS, _R.ADMIN}),
+    Action.SYSTEM_BACKUP: frozenset({_R.ADMIN}),
+    Action.SYSTEM_RESTORE: frozenset({_R.ADMIN}),
 }
 
 NEEDS_TRAINING: frozenset[Action] = frozenset(
