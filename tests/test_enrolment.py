@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from facelead.config import Settings
 from facelead.domain.access import SYSTEM
 from facelead.domain.gallery import BookingRef, EnrolmentStatus
 from facelead.errors import FaceError, FaceLeadError, ImageError
@@ -16,6 +17,8 @@ from facelead.services.context import Services
 from facelead.services.gallery import enroll_photo, gallery_stats
 from facelead.services.search import _search_gallery
 from tests.conftest import make_services
+
+DEFAULT_MODEL = Settings().model_id
 
 pytestmark = pytest.mark.models
 REF = BookingRef("S900", "S900-01", agency="TEST")
@@ -53,7 +56,7 @@ def test_enrol_then_duplicate_changes_nothing(services: Services, meds_dir: Path
     again = enroll_photo(services, SYSTEM, data, "b.jpg", BookingRef("S901", "S901-01"))
     assert again.status is EnrolmentStatus.DUPLICATE and again.photo_id == first.photo_id
     assert gallery_stats(services, SYSTEM) == stats
-    assert stats["templates_by_model"] == {"fusion-v1": 1}
+    assert stats["templates_by_model"] == {DEFAULT_MODEL: 1}
 
 
 def test_refuses_no_face(services: Services) -> None:

@@ -24,11 +24,6 @@ def test_calibration_json_round_trip(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.tmp"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11 open: the LFW calibration table for the default model is not generated yet "
-    "(facelead eval lfw --calibration src/facelead/eval/calibration)",
-)
 def test_default_model_ships_a_calibration_table() -> None:
     model_id = Settings().model_id
     table = load_calibration(model_id)

@@ -12,6 +12,7 @@ import hashlib
 import pytest
 
 from facelead import DISCLAIMER
+from facelead.config import Settings
 from facelead.domain.access import SYSTEM, Actor, Role
 from facelead.domain.search import CandidateList, ProbeProvenance, SearchRequest
 from facelead.errors import InputError, PolicyRefusal
@@ -19,6 +20,8 @@ from facelead.services.cases import open_case
 from facelead.services.gallery import gallery_stats
 from facelead.services.search import assign_examiner, submit_search, view_candidates
 from tests.conftest import MedsGallery
+
+DEFAULT_MODEL = Settings().model_id
 
 pytestmark = pytest.mark.models
 CASE = "MEDS-2024-001"
@@ -80,7 +83,10 @@ def test_candidate_list_shape(meds_gallery: MedsGallery, case: str) -> None:
     scores = [c.score for c in result.candidates]
     assert scores == sorted(scores, reverse=True)
     assert len({c.subject_id for c in result.candidates}) == 7  # one row per subject
-    assert result.model_id == "fusion-v1"
+    assert result.model_id == DEFAULT_MODEL
+    fmrs = [c.estimated_fmr for c in result.candidates]
+    assert all(f is not None and 0 < f <= 1 for f in fmrs), fmrs  # calibrated default
+    assert fmrs == sorted(fmrs), "a higher score never has a higher estimated FMR"
     assert result.disclaimer == DISCLAIMER
     assert not hasattr(result, "match")
 

@@ -22,6 +22,7 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 
+from facelead.config import Settings
 from facelead.domain.access import PERMISSIONS, SYSTEM, Action, Actor, Role
 from facelead.domain.cases import ReviewRole, SearchStatus
 from facelead.domain.gallery import BookingRef
@@ -37,6 +38,8 @@ from facelead.services.search import (
 )
 from tests.conftest import make_services
 from tests.test_cases import INVESTIGATOR, SUPERVISOR, actor, assert_refused, audit_events
+
+DEFAULT_MODEL = Settings().model_id
 
 CASE = "24-000123"
 EXAMINER = actor("erin", Role.EXAMINER)
@@ -330,7 +333,7 @@ def test_candidates_reach_assigned_examiners_only(searched: Searched) -> None:
     assert audit_events(services)[-1].details["search_id"] == search_id
     assign_examiner(services, SUPERVISOR, search_id, "erin")
     result = view_candidates(services, EXAMINER, search_id)
-    assert result.search_id == search_id and result.model_id == "fusion-v1"
+    assert result.search_id == search_id and result.model_id == DEFAULT_MODEL
     assert [c.rank for c in result.candidates] == [1, 2, 3]
     assert result.candidates[0].subject_id == "S001"
     event = audit_events(services)[-1]

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from facelead.config import Settings
 from facelead.domain.access import Actor
 from facelead.domain.cases import ReviewRole, SearchStatus
 from facelead.domain.gallery import BookingRef
@@ -38,6 +39,8 @@ from facelead.services.review import assign_reviewer, dispose, record_features, 
 from facelead.services.review_view import show_review
 from facelead.services.search import search_status, submit_search, view_candidates
 from tests.conftest import Installed
+
+DEFAULT_MODEL = Settings().model_id
 
 pytestmark = pytest.mark.models
 
@@ -201,7 +204,7 @@ def test_search_to_corroborated_outcome(world: World) -> None:
     assert report.leads[0].stale and report.leads[0].estimated_fmr  # 2011/2014 bookings
     assert {r.username for r in report.reviewers} == {"erin", "ezra"}
     assert REPORT_DISCLAIMER in files.html and "Eyebrows" in files.html
-    assert "POSSIBLY STALE" in files.html and "fusion-v1" in files.html
+    assert "POSSIBLY STALE" in files.html and DEFAULT_MODEL in files.html
     assert files.pdf.startswith(b"%PDF") and len(files.pdf) > 10_000
     assert search_status(services, ivy, sid).status is SearchStatus.LEAD_RELEASED
 
@@ -271,7 +274,7 @@ def _check_disclosure(world: World) -> None:
     assert len(search["candidates"]) == 4  # every candidate, not only the lead
     assert all(f"searches/{sid}/candidates/" in c["file"] for c in search["candidates"])
     assert {r["examiner"] for r in search["reviews"]} == {"erin", "ezra"}
-    assert search["probe"]["edits"] == ["crop"] and search["model_id"] == "fusion-v1"
+    assert search["probe"]["edits"] == ["crop"] and search["model_id"] == DEFAULT_MODEL
     assert [c["supports_lead"] for c in search["corroboration"]] == [False, True]
     assert search["outcome"]["outcome"] == "confirmed"
     events = [json.loads(line) for line in archive.read("audit/events.jsonl").splitlines()]

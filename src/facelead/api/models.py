@@ -203,6 +203,7 @@ class PresentedCandidateOut(Out):
     rank: int | None
     score: float | None
     decision: DecisionOut | None
+    estimated_fmr: float | None = None
 
 
 class ReviewPacketOut(Out):

@@ -83,6 +83,13 @@ def parse_decisions(specs: list[str] | None) -> dict[str, Decision]:
     return decisions
 
 
+def _fmr(value: float | None, hidden: bool) -> str:
+    """Estimated FMR as printed: hidden while blind, a dash if the model is uncalibrated."""
+    if hidden:
+        return "hidden"
+    return "-" if value is None else f"{value:.1e}"
+
+
 def _split(values: list[str] | None) -> list[str]:
     return [part.strip() for value in values or () for part in value.split(",") if part.strip()]
 
@@ -147,7 +154,7 @@ def _print_packet(packet: ReviewPacket) -> None:
     if packet.features is None:
         console.print("features: not recorded yet (facelead review features)")
     table = Table(title="Candidates" + ("" if packet.scores_visible else " (blind: shuffled)"))
-    for column in ("#", "subject", "booking", "date", "rank", "score", "your decision"):
+    for column in ("#", "subject", "booking", "date", "rank", "score", "est. FMR", "your decision"):
         table.add_column(column)
     for n, c in enumerate(packet.candidates, start=1):
         hidden = "hidden"
@@ -156,7 +163,8 @@ def _print_packet(packet: ReviewPacket) -> None:
             str(n), c.subject_id, c.booking_number or "-",
             c.booking_date.isoformat() if c.booking_date else "-",
             hidden if c.rank is None else str(c.rank),
-            hidden if c.score is None else f"{c.score:.4f}", decision.strip(),
+            hidden if c.score is None else f"{c.score:.4f}",
+            _fmr(c.estimated_fmr, c.score is None), decision.strip(),
         )  # fmt: skip
     console.print(table)
     for path in packet.images:

@@ -23,6 +23,8 @@ from facelead.domain.cases import ReviewRole, SearchStatus
 from facelead.domain.review import Decision, Disposition
 from facelead.domain.search import ProbeProvenance
 from facelead.errors import ConflictError
+from facelead.eval.calibration import load_calibration
+from facelead.eval.metrics import CalibrationTable, estimated_fmr
 from facelead.services.context import Services
 from facelead.services.review import (
     candidates_by_subject,
@@ -52,6 +54,7 @@ class PresentedCandidate:
     rank: int | None
     score: float | None
     decision: Decision | None = None  # the reviewer's own, once recorded
+    estimated_fmr: float | None = None  # from the model's calibration table; hidden while blind
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,8 @@ def show_review(
             d.candidate_id: Decision(Disposition(d.disposition), d.notes)
             for d in review.dispositions
         }
-        shown = tuple(_present(*presented[key], visible, own) for key in order)
+        table = load_calibration(search.model_id) if visible else None
+        shown = tuple(_present(*presented[key], visible, own, table) for key in order)
         images = _write_images(services, search, shown, images_to) if images_to else ()
         scope.details.update(
             subject_ids=[c.subject_id for c in shown],
@@ -147,7 +151,9 @@ def _present(
     info: PhotoInfo,
     visible: bool,
     own: dict[int, Decision],
+    table: CalibrationTable | None = None,
 ) -> PresentedCandidate:
+    fmr = None if table is None or not visible else estimated_fmr(table, candidate.score)
     return PresentedCandidate(
         subject_id=info.subject_external_id,
         booking_number=info.booking_number,
@@ -157,6 +163,7 @@ def _present(
         rank=candidate.rank if visible else None,
         score=candidate.score if visible else None,
         decision=own.get(candidate.id),
+        estimated_fmr=fmr,
     )
 
 

@@ -39,6 +39,8 @@ from facelead.domain.search import (
     validate_top_k,
 )
 from facelead.errors import NotFoundError, PermissionDenied, RateLimited
+from facelead.eval.calibration import load_calibration
+from facelead.eval.metrics import estimated_fmr
 from facelead.index.flat import Hit
 from facelead.services.cases import require_case, summary_of, user_ref
 from facelead.services.context import Services
@@ -74,9 +76,17 @@ def _rank(services: Services, probe: _Probe, k: int) -> tuple[list[Hit], int]:
     return flat.search(probe.analysis.template, k), int(np.unique(flat.subject_ids).size)
 
 
-def _candidates(session: Session, ranked: list[tuple[int, float, int]]) -> tuple[Candidate, ...]:
-    """Candidates from (rank, score, photo id); booking details looked up in one query."""
+def _candidates(
+    session: Session, ranked: list[tuple[int, float, int]], model_id: str
+) -> tuple[Candidate, ...]:
+    """Candidates from (rank, score, photo id); booking details looked up in one query.
+
+    Each carries the estimated FMR of its score from the model's shipped calibration
+    table (None if the model was never calibrated): a raw score means nothing to an
+    examiner, "about 1 impostor in 10,000 scores this high" does.
+    """
     details = gallery_repo.photo_details(session, [photo_id for _, _, photo_id in ranked])
+    table = load_calibration(model_id)
     return tuple(
         Candidate(
             rank=rank,
@@ -87,6 +97,7 @@ def _candidates(session: Session, ranked: list[tuple[int, float, int]]) -> tuple
             booking_number=details[photo_id].booking_number,
             booking_date=details[photo_id].booking_date,
             agency=details[photo_id].agency,
+            estimated_fmr=None if table is None else estimated_fmr(table, score),
         )
         for rank, score, photo_id in ranked
         if photo_id in details
@@ -109,7 +120,7 @@ def _search_gallery(
     hits, gallery_size = _rank(services, probe, k)
     with services.db.session() as session:
         ranked = [(n, round(h.score, 4), h.photo_id) for n, h in enumerate(hits, start=1)]
-        candidates = _candidates(session, ranked)
+        candidates = _candidates(session, ranked, probe.analysis.model_id)
     return CandidateList(
         model_id=probe.analysis.model_id,
         probe_sha256=probe.decoded.sha256,
@@ -364,7 +375,7 @@ def view_candidates(services: Services, actor: Actor, search_id: int) -> Candida
         policy.check_candidate_access(actor.username, search.requester_username, assigned)
         _refuse_during_blind_review(scope.session, search.id, actor.username)
         ranked = [(c.rank, c.score, c.photo_id) for c in search.candidates]
-        candidates = _candidates(scope.session, ranked)
+        candidates = _candidates(scope.session, ranked, search.model_id)
         scope.details["subject_ids"] = [c.subject_id for c in candidates]
         return CandidateList(
             model_id=search.model_id,
