@@ -50,7 +50,7 @@ def test_restore_onto_an_empty_home_searches_and_verifies_the_same(
     from facelead.services.cases import open_case
 
     home, copy, out = tmp_path / "home", tmp_path / "restored", tmp_path / "backup"
-    token = provision_token(home, "rita", "records")
+    token = provision_token(home, "adam", "admin")  # system.backup: admins only
     services = make_services(home)
     list(enroll_files(services, RECORDS, sorted(meds_dir.glob("S00[1-6]-01-t10_01.jpg"))))
     open_case(services, INVESTIGATOR, "BACKUP-1", "robbery")

@@ -163,7 +163,7 @@ def test_dry_run_and_real_run_agree(meds_dir: Path, tmp_path: Path) -> None:
     with services.db.session() as session:
         events = session.execute(
             sa.select(AuditEvent.object_id, AuditEvent.details)
-            .where(AuditEvent.action == "gallery.purge", AuditEvent.object_type == "search")
+            .where(AuditEvent.action == "retention.run", AuditEvent.object_type == "search")
         ).all()  # fmt: skip
         total = session.scalar(sa.select(sa.func.count()).select_from(AuditEvent))
     assert sorted(int(o) for o, _ in events) == sorted([ids["A"], ids["C"], ids["D"]])

@@ -11,6 +11,7 @@ import typer
 from rich.progress import Progress
 
 from facelead.cli.auth import UserOption, current_actor
+from facelead.cli.lifecycle import expunge_booking_command
 from facelead.cli.output import console
 from facelead.domain.gallery import RemovalKind, normalise_order, read_orders
 from facelead.services.context import Services
@@ -142,9 +143,21 @@ def expunge(
     order: OrderOption = None,
     reason: ReasonOption = "",
     sync: SyncOption = None,
+    booking: Annotated[
+        str | None,
+        typer.Option(
+            "--booking",
+            help="Expunge only this booking (one arrest); the subject's other bookings stay.",
+        ),
+    ] = None,
     user: UserOption = None,
 ) -> None:
-    """Expunge a subject's record under a court order (same removal as seal)."""
+    """Expunge a subject's record, or with --booking one arrest, under a court order."""
+    if booking is not None and sync is None:
+        expunge_booking_command(booking, subject, order, reason, user)
+        return
+    if booking is not None:
+        raise typer.BadParameter("--booking applies one order; --sync takes subjects")
     _remove(RemovalKind.EXPUNGED, subject, order, reason, sync, user)
 
 

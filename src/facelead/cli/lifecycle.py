@@ -1,4 +1,4 @@
-"""``facelead import``, ``facelead retention run``, ``facelead backup`` and ``restore``."""
+"""``facelead import``, ``retention run``, ``backup``, ``restore`` and per-booking expungement."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from rich.text import Text
 from facelead.cli.auth import UserOption, current_actor
 from facelead.cli.output import console
 from facelead.config import Settings
-from facelead.services.backup import backup, restore
+from facelead.services.backup import backup
 from facelead.services.context import Services
 from facelead.services.importer import (
     ImportOptions,
@@ -33,6 +33,8 @@ from facelead.services.importer import (
     run_import,
     summarise,
 )
+from facelead.services.lifecycle import expunge_booking
+from facelead.services.restore import restore
 from facelead.services.retention import apply_retention, plan_retention
 
 retention_app = typer.Typer(help="Retention of probes and candidate lists.", no_args_is_help=True)
@@ -167,11 +169,12 @@ def backup_command(
     out: Annotated[Path, typer.Argument(help="New (or empty) folder to write the backup into.")],
     user: UserOption = None,
 ) -> None:
-    """Back up the database (SQLite online backup), image stores and keys, with hashes."""
+    """Back up the database (SQLite backup API or pg_dump), image stores and keys (admins)."""
     svc = services()
     report = backup(svc, current_actor(svc, user), out)
+    console.print(f"backup written to {report.path}", markup=False, soft_wrap=True)
     console.print(
-        f"backup written to {report.path}: {report.photos} photos, {report.probes} probes, "
+        f"{report.database} database, {report.photos} photos, {report.probes} probes, "
         f"{report.keys} key files, audit log up to event {report.audit_events}",
         markup=False,
     )
@@ -179,10 +182,57 @@ def backup_command(
 
 def restore_command(
     source: Annotated[Path, typer.Argument(help="A folder written by facelead backup.")],
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="PostgreSQL: replace this live deployment's database and files (admins, --user).",
+        ),
+    ] = False,
+    user: UserOption = None,
 ) -> None:
-    """Restore a backup onto an empty FACELEAD_HOME, then verify it and its audit chain."""
-    report = restore(Settings(), source)
+    """Restore a backup onto an empty home and database (or --replace), then verify it."""
+    settings = Settings()
+    actor = None
+    if replace:
+        svc = Services(settings)
+        try:
+            actor = current_actor(svc, user)
+        finally:
+            svc.db.dispose()
+    report = restore(settings, source, actor=actor, replace=replace)
+    how = "replaced the deployment at" if report.replaced else "restored into"
+    console.print(f"{how} {report.home}", markup=False, soft_wrap=True)
     console.print(
-        f"restored into {report.home}; audit chain of {report.audit_events} events verified",
+        f"{report.database} database restored; audit chain of {report.audit_events} events "
+        "verified",
         markup=False,
     )
+
+
+def expunge_booking_command(
+    booking: str, subject: str | None, order: str | None, reason: str, user: str | None
+) -> None:
+    """``facelead gallery expunge --booking B --order REF``: one arrest leaves the gallery."""
+    if not order:
+        raise typer.BadParameter("give --order with --booking")
+    svc = services()
+    result = expunge_booking(
+        svc, current_actor(svc, user), booking, order, reason, subject_id=subject
+    )
+    if result.already_applied:
+        console.print(
+            f"order {order} was already applied to booking {booking} "
+            f"(tombstone {result.tombstone_id})",
+            markup=False,
+        )
+        return
+    console.print(
+        f"expunged booking {booking}: {result.photos} photos, {result.templates} templates and "
+        f"{result.image_files} image files removed; tombstone {result.tombstone_id} kept",
+        markup=False,
+    )
+    if result.subject_removed:
+        console.print("it was the subject's last booking: the subject left the gallery")
+    else:
+        console.print("the subject's other bookings stay searchable")

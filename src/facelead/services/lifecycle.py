@@ -1,8 +1,11 @@
-"""Sealing, expungement and purges: a subject leaves the gallery, a tombstone stays.
+"""Sealing, expungement and purges: a subject or one booking leaves the gallery.
 
 One order = one audited transaction that deletes the subject's templates,
 photos and bookings (keeping blanked stubs only where past candidate lists
-point at them) and writes the tombstone. After the commit the image files
+point at them) and writes the tombstone. A court may instead expunge one
+arrest (``expunge_booking``): only that booking's photos, templates and index
+rows go, the subject stays searchable through its other bookings, and the
+subject leaves the gallery only if that was its last booking. After the commit the image files
 are deleted and every saved index that held the subject is rebuilt at once,
 so no file under FACELEAD_HOME keeps the face. If the process dies between
 commit and file deletion, ``sweep_removed_files`` (``facelead gallery sweep``)
@@ -26,14 +29,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from facelead.domain.access import Action, Actor
-from facelead.domain.gallery import RemovalKind, RemovalOrder, RemovalResult, RemovedRecord
-from facelead.errors import FaceLeadError, NotFoundError
+from facelead.domain.gallery import (
+    RemovalKind,
+    RemovalOrder,
+    RemovalResult,
+    RemovedRecord,
+    normalise_order,
+)
+from facelead.errors import ConflictError, FaceLeadError, InputError, NotFoundError
 from facelead.index.manager import load_or_rebuild
 from facelead.services.context import Services
 from facelead.services.uow import perform
 from facelead.store import gallery as gallery_repo
-from facelead.store import lifecycle as repo
+from facelead.store import removal as repo
+from facelead.store.lifecycle_models import Tombstone
 
 TOMBSTONE_KEY_FILE = "tombstone-hmac.key"
 ACTIONS = {
@@ -62,6 +74,12 @@ def subject_hash(services: Services, external_id: str) -> str:
     return hmac.new(
         _tombstone_key(services), external_id.strip().encode("utf-8"), hashlib.sha256
     ).hexdigest()
+
+
+def booking_hash(services: Services, booking_number: str) -> str:
+    """Keyed like ``subject_hash``, in its own domain: a booking number never equals a subject's."""
+    message = f"booking:{booking_number.strip()}".encode()
+    return hmac.new(_tombstone_key(services), message, hashlib.sha256).hexdigest()
 
 
 def remove_subject(services: Services, actor: Actor, order: RemovalOrder) -> RemovalResult:
@@ -100,6 +118,103 @@ def remove_subject(services: Services, actor: Actor, order: RemovalOrder) -> Rem
     files = _delete_files(services, counts.photo_hashes)
     rebuild_indexes(services, counts.models)
     return RemovalResult(order, tombstone.id, False, counts.photos, counts.templates, files)
+
+
+@dataclass(frozen=True)
+class BookingRemoval:
+    """What ``expunge_booking`` did; ``subject_removed`` when it was the subject's last booking."""
+
+    booking_number: str
+    order_ref: str
+    tombstone_id: int
+    already_applied: bool
+    subject_removed: bool
+    photos: int
+    templates: int
+    image_files: int
+
+
+def _booking_order(booking_number: str, order_ref: str, reason: str) -> RemovalOrder:
+    number = booking_number.strip()
+    if not number or len(number) > 64 or not number.isprintable():
+        raise InputError(
+            "booking number must be 1-64 printable characters", code="invalid_booking_number"
+        )
+    return normalise_order("expunge", number, order_ref, reason)  # validates the order reference
+
+
+def expunge_booking(
+    services: Services,
+    actor: Actor,
+    booking_number: str,
+    order_ref: str,
+    reason: str = "",
+    subject_id: str | None = None,
+) -> BookingRemoval:
+    """Expunge one booking (one arrest) under a court order; applying it again changes nothing.
+
+    ``subject_id``, when the order names the person too, must be the
+    booking's subject (``booking_subject_mismatch`` otherwise): a typo in a
+    booking number must not expunge someone else's arrest.
+    """
+    order = _booking_order(booking_number, order_ref, reason)
+    number, hashed = order.subject_id, booking_hash(services, order.subject_id)
+    with perform(services, actor, Action.GALLERY_SEAL, object_type="booking") as scope:
+        scope.details.update(kind="expunged", order=order.order_ref, booking_hash=hashed)
+        done = repo.find_booking_tombstone(scope.session, hashed, order.order_ref)
+        if done is not None:
+            scope.object_id, scope.details["already_applied"] = f"tombstone:{done.id}", True
+            return BookingRemoval(
+                number, order.order_ref, done.id, True, False, done.photos, done.templates, 0
+            )
+        stone, counts, last = _remove_booking(services, scope.session, actor, order, subject_id)
+        scope.object_id = f"tombstone:{stone.id}"
+        scope.details.update(
+            subject_hash=stone.subject_hash,
+            subject_removed=last,
+            photos=counts.photos,
+            templates=counts.templates,
+        )
+    files = _delete_files(services, counts.photo_hashes)
+    rebuild_indexes(services, counts.models)
+    return BookingRemoval(
+        number, order.order_ref, stone.id, False, last, counts.photos, counts.templates, files
+    )
+
+
+def _remove_booking(
+    services: Services, session: Session, actor: Actor, order: RemovalOrder, subject_id: str | None
+) -> tuple[Tombstone, repo.RemovalCounts, bool]:
+    booking = repo.find_booking(session, order.subject_id)
+    if booking is None:
+        raise NotFoundError("no such booking in the gallery", code="booking_not_found")
+    subject = booking.subject
+    if subject_id is not None and subject_id.strip() != subject.external_id:
+        raise ConflictError(
+            "the booking belongs to another subject", code="booking_subject_mismatch"
+        )
+    last = repo.other_bookings(session, booking) == 0
+    stone = repo.add_tombstone(
+        session,
+        photo_hashes=(),
+        kind=RemovalKind.EXPUNGED.value,
+        order_ref=order.order_ref,
+        reason=order.reason,
+        subject_hash=subject_hash(services, subject.external_id),
+        booking_hash=booking_hash(services, order.subject_id),
+        bookings=0,
+        photos=0,
+        templates=0,
+        removed_by_username=actor.username,
+        removed_by_user_id=actor.user_id,
+    )
+    if last:  # the subject's last booking: the subject leaves the gallery with it
+        counts = repo.remove_subject(session, subject, stone.id)
+    else:
+        counts = repo.remove_booking(session, booking)
+    repo.add_tombstone_photos(session, stone.id, counts.photo_hashes)
+    stone.bookings, stone.photos, stone.templates = counts.bookings, counts.photos, counts.templates
+    return stone, counts, last
 
 
 def _delete_files(services: Services, hashes: Iterable[str]) -> int:
@@ -172,6 +287,7 @@ def lookup_removed(services: Services, actor: Actor, subject_id: str) -> list[Re
                 removed_at=t.removed_at,
                 removed_by=t.removed_by_username,
                 photo_hashes=tuple(repo.tombstone_hashes(scope.session, t.id)),
+                status="booking record removed" if t.booking_hash else "record removed",
             )
             for t in stones
         ]
@@ -194,13 +310,14 @@ def lookup_subject(services: Services, actor: Actor, subject_id: str) -> Subject
             raise NotFoundError("no such subject in the gallery", code="subject_not_found")
         scope.object_id = str(subject.id)
         models: dict[str, int] = {}
-        for photo in subject.photos:
+        live = [p for p in subject.photos if p.width > 0]  # not stubs of an expunged booking
+        for photo in live:
             for template in photo.templates:
                 models[template.model_id] = models.get(template.model_id, 0) + 1
         return SubjectView(
             subject.external_id,
             tuple(sorted(b.booking_number for b in subject.bookings)),
-            len(subject.photos),
+            len(live),
             models,
         )
 

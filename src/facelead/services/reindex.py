@@ -96,10 +96,16 @@ def _compute(
 def reindex(
     services: Services, actor: Actor, model_id: str, workers: int = 1
 ) -> Iterator[ReindexBatch]:
-    """Template every searchable photo under ``model_id``; yields after each committed batch."""
+    """Template every searchable photo under ``model_id``; yields after each committed batch.
+
+    The run is authorised and audited (with what is left to do) before any
+    model loads, so a refused user costs nothing and an interrupted run
+    still shows in the log.
+    """
     model_config(model_id)  # unknown model ids are refused before any work
-    with services.db.session() as session:
-        jobs = repo.photos_missing_template(session, model_id)
+    with perform(services, actor, Action.GALLERY_REINDEX, object_type="reindex") as scope:
+        jobs = repo.photos_missing_template(scope.session, model_id)
+        scope.details.update(model_id=model_id, photos_missing=len(jobs), workers=workers)
     for results in _compute(services, model_id, jobs, max(1, min(workers, len(jobs)))):
         yield _write(services, actor, model_id, results)
 
@@ -109,9 +115,9 @@ def _write(
 ) -> ReindexBatch:
     refused = {pid: code for pid, _, code in results if code is not None}
     written = 0
-    with perform(services, actor, Action.GALLERY_ENROL, object_type="templates") as scope:
-        for photo_id, vector, code in results:
-            photo = repo.get_photo(scope.session, photo_id)
+    with perform(services, actor, Action.GALLERY_REINDEX, object_type="templates") as scope:
+        for photo_id, vector, code in sorted(results, key=lambda r: r[0]):  # lock order: by id
+            photo = repo.live_photo_for_update(scope.session, photo_id)
             if code is None and photo is not None:  # removed meanwhile: nothing to add
                 gallery_repo.add_template(scope.session, photo, model_id, vector)
                 written += 1
@@ -126,7 +132,7 @@ def switch_model(
 ) -> str:
     """Make ``model_id`` the active model, atomically; refused while templates are missing."""
     model_config(model_id)
-    with perform(services, actor, Action.GALLERY_ENROL, object_type="gallery_settings") as scope:
+    with perform(services, actor, Action.GALLERY_REINDEX, object_type="gallery_settings") as scope:
         current = repo.get_setting(scope.session, ACTIVE_MODEL) or services.settings.model_id
         missing = repo.count_missing(scope.session, current, model_id)
         scope.details.update(previous=current, model_id=model_id, missing=missing)

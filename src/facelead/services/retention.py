@@ -74,7 +74,7 @@ def plan_retention(
 ) -> RetentionPlan:
     """The dry run: what a real run at ``now`` deletes; audited as a read (dry_run true)."""
     now = now or utcnow()
-    with perform(services, actor, Action.GALLERY_PURGE, object_type="retention") as scope:
+    with perform(services, actor, Action.RETENTION_RUN, object_type="retention") as scope:
         plan = _plan(scope.session, services, rules_of(services), now)
         scope.details.update(dry_run=True, **_totals(plan))
     return plan
@@ -112,7 +112,7 @@ def apply_retention(
             if item.delete_probe_file and services.probes.delete(item.probe_sha256):
                 files += 1
     if plan.orphan_probe_files:
-        with perform(services, actor, Action.GALLERY_PURGE, object_type="probe_store") as scope:
+        with perform(services, actor, Action.RETENTION_RUN, object_type="probe_store") as scope:
             gone = [sha for sha in plan.orphan_probe_files if services.probes.delete(sha)]
             scope.details.update(rule="released_probe_files", probe_sha256=gone)
         files += len(gone)
@@ -123,7 +123,7 @@ def _apply_one(services: Services, actor: Actor, item: PlannedDeletion) -> bool:
     with perform(
         services,
         actor,
-        Action.GALLERY_PURGE,
+        Action.RETENTION_RUN,
         object_type="search",
         object_id=str(item.search_id),
         case_number=item.case_number,

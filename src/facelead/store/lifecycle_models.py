@@ -1,4 +1,4 @@
-"""ORM tables of the gallery lifecycle (migration 0006_lifecycle).
+"""ORM tables of the gallery lifecycle (migrations 0006_lifecycle, 0007_booking_tombstones).
 
 - ``import_items``: the per-file status table that makes ``facelead import``
   resumable and idempotent; an item turns ``done`` in the same transaction as
@@ -44,13 +44,15 @@ class ImportItem(Base):
 
 class Tombstone(Base):
     __tablename__ = "gallery_tombstones"
-    __table_args__ = (UniqueConstraint("subject_hash", "order_ref"),)
+    __table_args__ = (UniqueConstraint("subject_hash", "order_ref", "booking_hash"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
     order_ref: Mapped[str] = mapped_column(String(128))
     reason: Mapped[str] = mapped_column(Text, default="")
     subject_hash: Mapped[str] = mapped_column(String(64), index=True)
+    # keyed hash of the booking number for a per-booking expungement, '' for a whole subject
+    booking_hash: Mapped[str] = mapped_column(String(64), default="", index=True)
     bookings: Mapped[int] = mapped_column(Integer)
     photos: Mapped[int] = mapped_column(Integer)
     templates: Mapped[int] = mapped_column(Integer)
