@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck contracts pytest stress fuzz bench clean
+.PHONY: demo test lint typecheck contracts pytest stress fuzz bench audit-deps clean
 
 $(STAMP): pyproject.toml requirements-models.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,9 +31,11 @@ contracts: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -q
 
-# Long crash-safety (25 SIGKILLs) and concurrency runs; not part of `make test`.
+# Long crash-safety (25 SIGKILLs of enrolment, 12 each of review, verification and seal)
+# and concurrency runs; not part of `make test`.
 stress: $(STAMP)
-	FACELEAD_STRESS=1 $(BIN)/pytest -q -m stress tests/test_crash_safety.py tests/test_concurrency.py
+	FACELEAD_STRESS=1 $(BIN)/pytest -q -m stress tests/test_crash_safety.py \
+		tests/test_crash_review_seal.py tests/test_concurrency.py tests/test_concurrent_seal.py
 
 # Larger property-test and schemathesis budgets; not in CI.
 fuzz: $(STAMP)
@@ -41,6 +43,11 @@ fuzz: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py
+
+# Pins, licences and the unused 68-point landmark model, offline (scripts/audit_deps.py);
+# PIP_AUDIT=1 also runs pip-audit, which queries a vulnerability database over the network.
+audit-deps: $(STAMP)
+	$(BIN)/python scripts/audit_deps.py $(if $(PIP_AUDIT),--pip-audit)
 
 clean:
 	rm -rf $(VENV) facelead-data .pytest_cache .mypy_cache

@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     max_top_k: int = 50
     max_upload_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 40_000_000
+    # Image encryption at rest (docs/security.md): 32 bytes as hex or base64; unset, the
+    # key file FACELEAD_HOME/keys/image-aes256gcm.key is used (created at init, 0600).
+    image_key: SecretStr | None = None
     # Identity (docs/policy.md "Identity and access"; CJIS advanced authentication).
     password_min_length: int = 12
     lockout_max_failures: int = 5

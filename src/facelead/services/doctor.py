@@ -11,12 +11,16 @@ records bureau must be able to clean up. The doctor reports:
   ``photo_without_file``, ``template_without_photo``, ``audit_chain``;
 - warnings (safe leftovers): ``orphan_file`` (bytes no record references,
   including those of removed records), ``temp_file`` (a write that never
-  finished), ``foreign_file`` (not named by a SHA-256: reported only) and
-  ``stale_index`` (a saved index at another generation than the database).
+  finished), ``foreign_file`` (not named by a SHA-256: reported only),
+  ``stale_index`` (a saved index at another generation than the database) and
+  ``unencrypted_file`` (an image written in plaintext before encryption at rest
+  was turned on, or restored from a backup: readable, but not protected).
 
 ``repair`` deletes orphan and temporary files older than a grace period (a
 file younger than that may belong to an enrolment or search that has not
-committed yet) and rebuilds stale indexes. Both modes are audited, as the
+committed yet), rebuilds stale indexes and seals unencrypted files in place
+(atomically, after checking their SHA-256: a file that fails is reported as the
+error ``altered_file``, never sealed). Both modes are audited, as the
 gallery maintenance action of the records bureau and administrators.
 """
 
@@ -42,12 +46,14 @@ from facelead.services.lifecycle import rebuild_indexes
 from facelead.services.uow import perform
 from facelead.store import gallery as gallery_repo
 from facelead.store.case_models import ProbeRecord
+from facelead.store.images import ImageIntegrityError, ImageStore, is_sealed_file
+from facelead.store.lifecycle_models import TombstonePhoto
 from facelead.store.models import Photo, Template
 
 GRACE = dt.timedelta(minutes=15)
 """Files younger than this may belong to a transaction still in flight: never deleted."""
 
-ERRORS = frozenset({"photo_without_file", "template_without_photo", "audit_chain"})
+ERRORS = frozenset({"photo_without_file", "template_without_photo", "audit_chain", "altered_file"})
 _SHA = re.compile(r"[0-9a-f]{64}")
 
 
@@ -103,9 +109,9 @@ def _walk(root: Path) -> Iterator[_StoreFile]:
 
 
 def _file_findings(
-    services: Services, root: Path, referenced: set[str], what: str
+    services: Services, store: ImageStore, referenced: set[str], what: str
 ) -> list[tuple[Finding, _StoreFile]]:
-    home = services.settings.resolved_home
+    home, root = services.settings.resolved_home, store.root
     found: list[tuple[Finding, _StoreFile]] = []
     for item in _walk(root):
         name = str(item.path.relative_to(home)) if item.path.is_relative_to(home) else str(item)
@@ -116,13 +122,40 @@ def _file_findings(
             found.append((Finding("orphan_file", name, f"no record references this {what}"), item))
         elif item.path != root / item.sha[:2] / item.sha[2:4] / item.sha:
             found.append((Finding("foreign_file", name, "filed under the wrong folder"), item))
+        elif store.encrypted and not is_sealed_file(item.path):
+            found.append((Finding("unencrypted_file", name, f"{what} stored in plaintext"), item))
     return found
 
 
-def _missing_files(services: Services, session: Session) -> list[Finding]:
+def _seal(store: ImageStore, finding: Finding, item: _StoreFile) -> Finding:
+    """Encrypt one plaintext file in place; one whose bytes no longer match is an error."""
+    assert item.sha is not None  # only content-addressed files are reported unencrypted
+    try:
+        return replace(finding, repaired=store.seal_in_place(item.sha))
+    except ImageIntegrityError as exc:
+        return Finding("altered_file", finding.subject, exc.message)
+
+
+def _live_photos(session: Session) -> list[tuple[int, str]]:
+    """Photos of the gallery, not the stubs a seal or expungement keeps for past searches.
+
+    A removed photo that a candidate list cites stays as a blanked row with its
+    hash (other cases' records point at it) while its file is deleted: the
+    tombstone lists that hash, and such bytes on disk are leftovers, not photos.
+    """
+    removed = select(TombstonePhoto.image_sha256)
+    rows = session.execute(
+        select(Photo.id, Photo.image_sha256)
+        .where(Photo.image_sha256.not_in(removed))
+        .order_by(Photo.id)
+    )
+    return [(int(pid), str(sha)) for pid, sha in rows]
+
+
+def _missing_files(services: Services, live: list[tuple[int, str]]) -> list[Finding]:
     return [
         Finding("photo_without_file", sha, f"photo {pid} has no image file")
-        for pid, sha in session.execute(select(Photo.id, Photo.image_sha256).order_by(Photo.id))
+        for pid, sha in live
         if not services.images.exists(sha)
     ]
 
@@ -188,14 +221,24 @@ def diagnose(
     attach(services)
     with perform(services, actor, Action.GALLERY_PURGE, object_type="deployment") as scope:
         session = scope.session
-        findings = [*_missing_files(services, session), *_orphan_templates(session)]
+        live = _live_photos(session)
+        findings = [*_missing_files(services, live), *_orphan_templates(session)]
         stale = _stale_indexes(services, session)
         chain = _audit_chain(services, session)
-        photos = set(session.scalars(select(Photo.image_sha256)))
+        photos = {sha for _, sha in live}
         probes = set(session.scalars(select(ProbeRecord.image_sha256)))
-        files = _file_findings(services, services.settings.images_dir, photos, "gallery image")
-        files += _file_findings(services, services.settings.probes_dir, probes, "probe image")
-        for finding, item in files:
+        files = [
+            (store, *found)
+            for store, refs, what in (
+                (services.images, photos, "gallery image"),
+                (services.probes, probes, "probe image"),
+            )
+            for found in _file_findings(services, store, refs, what)
+        ]
+        for store, finding, item in files:
+            if repair and finding.check == "unencrypted_file":
+                findings.append(_seal(store, finding, item))
+                continue
             removable = finding.check in ("orphan_file", "temp_file")
             done = repair and removable and _remove(item, grace)
             findings.append(replace(finding, repaired=done))
