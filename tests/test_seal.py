@@ -241,3 +241,40 @@ def test_cli_sync_show_and_auditor_lookup(tmp_path: Path) -> None:
     sealed = cli(home, records, "gallery", "seal", "P2", "--order", "LASC-3")
     assert sealed.returncode == 0 and "1 image files removed" in sealed.stdout
     assert not [p for p in services.settings.images_dir.rglob("*") if p.is_file()]
+
+
+@pytest.mark.models
+def test_a_search_ranked_before_a_seal_never_records_the_sealed_subject(
+    meds_dir: Path, tmp_path: Path
+) -> None:
+    """The race: the index is scanned, a seal commits, then the search is recorded.
+
+    The scan runs outside the search's transaction, so the index it used may still
+    hold the sealed templates; the candidate rows must not.
+    """
+    services = make_services(tmp_path / "home")
+    write_meds_manifest(meds_dir, tmp_path / "manifest.csv", limit=24)
+    plan = prepare_import(services, SYSTEM, collect([tmp_path]), ImportOptions(workers=1))
+    list(run_import(services, SYSTEM, plan, ImportOptions(workers=1)))
+    with services.db.session() as session:
+        sealed_photos = set(
+            session.scalars(
+                sa.select(Photo.id)
+                .join(Subject, Subject.id == Photo.subject_id)
+                .where(Subject.external_id == SEALED)
+            )
+        )
+    before_seal = services.index()  # what a search that started before the seal scans
+    assert sealed_photos & set(before_seal.photo_ids.tolist())
+    remove_subject(
+        services, RECORDS, normalise_order("seal", SEALED, "LASC-2024-SEAL-18", "PC 851.91")
+    )
+    services.index = lambda: before_seal  # type: ignore[method-assign]
+    probe = (meds_dir / "S001-01-t10_01.jpg").read_bytes()  # the sealed subject's own photo
+    cited = cite_in_a_search(services, probe)
+    with services.db.session() as session:
+        ranks = list(
+            session.scalars(sa.select(CandidateRecord.rank).order_by(CandidateRecord.rank))
+        )
+    assert cited and not cited & sealed_photos
+    assert ranks == list(range(1, len(ranks) + 1))  # renumbered without gaps

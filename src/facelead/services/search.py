@@ -288,9 +288,12 @@ def _record(
         quality_override_id=override_id,
         status=SearchStatus.SUBMITTED.value,
     )
+    present = gallery_repo.searchable_photo_ids(
+        session, [h.photo_id for h in hits], probe.analysis.model_id
+    )
     ranked = [
         repo.RankedHit(n, round(h.score, 4), h.subject_id, h.photo_id)
-        for n, h in enumerate(hits, start=1)
+        for n, h in enumerate((h for h in hits if h.photo_id in present), start=1)
     ]
     count = repo.add_candidates(session, search.id, ranked)
     status = advance(SearchStatus(search.status), SearchStatus.CANDIDATES_READY)

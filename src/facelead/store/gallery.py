@@ -279,3 +279,19 @@ def photo_details(session: Session, photo_ids: Iterable[int]) -> dict[int, Photo
         .where(Photo.id.in_(ids))
     )
     return {row[0]: PhotoInfo(*row) for row in session.execute(stmt)}
+
+
+def searchable_photo_ids(session: Session, photo_ids: Iterable[int], model_id: str) -> set[int]:
+    """Which of *photo_ids* still hold a template of *model_id* in this transaction.
+
+    The index is scanned outside the search's transaction; a seal or expungement
+    that commits in between removes the templates first, so re-checking here keeps
+    a removed record off a stored candidate list.
+    """
+    ids = sorted({int(i) for i in photo_ids})
+    if not ids:
+        return set()
+    stmt = select(Template.photo_id).where(
+        Template.photo_id.in_(ids), Template.model_id == model_id
+    )
+    return set(session.scalars(stmt))
