@@ -27,6 +27,17 @@ COMMANDS = {
     ),
     "folder": ("CSV", "--distractors", "--json", "--cache", "--model", "--workers"),
     "report": ("JSON", "--out"),
+    "demographics": (
+        "--data",
+        "--model",
+        "--fmr",
+        "--json",
+        "--report",
+        "--resamples",
+        "--pool",
+        "--cache",
+        "--workers",
+    ),
 }
 
 

@@ -221,3 +221,81 @@ def report_from_json(
         raise typer.Exit(2)
     for path in write_report(load_json(json_path), out):
         console.print(f"Report written: {path}")
+
+
+@eval_app.command("demographics")
+def demographics(
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data", help="LFW folder: images/ and metadata.csv (sex_afifi, race_usc labels)."
+        ),
+    ] = DEFAULT_LFW,
+    model: ModelOption = None,
+    fmr: Annotated[
+        float,
+        typer.Option(
+            "--fmr",
+            min=1e-7,
+            max=0.5,
+            help="Target FMR of the one global 1:1 threshold every group is measured at.",
+        ),
+    ] = 1e-3,
+    json_path: JsonOption = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report", help="Write fairness.md and img/fairness-*.png into this folder (docs/)."
+        ),
+    ] = None,
+    resamples: Annotated[
+        int,
+        typer.Option(
+            "--resamples", min=10, help="Bootstrap resamples over people for the 95% intervals."
+        ),
+    ] = 1000,
+    pool: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pool",
+            help="Single models to report beside --model (repeatable; default: sface-flip, "
+            "facenet-v2, dlib-v2). Each one not in the cache means a pass over all photos.",
+        ),
+    ] = None,
+    cache: CacheOption = DEFAULT_CACHE,
+    workers: WorkersOption = 2,
+) -> None:
+    """Demographic differentials (NIST IR 8280) per sex and race, before/after normalisation."""
+    from facelead.eval.demographics_report import write_fairness
+    from facelead.eval.demographics_run import run_demographics
+    from facelead.eval.demographics_stats import Bootstrap
+    from facelead.eval.lfw import FUSION_POOL
+
+    model_id = model or Settings().model_id
+    try:
+        with Progress(console=console, transient=True) as progress:
+            result = run_demographics(
+                data,
+                model_id,
+                TemplateCache(cache),
+                fmr,
+                Bootstrap(resamples=resamples),
+                workers,
+                _Bar(progress),
+                tuple(pool) if pool else FUSION_POOL,
+            )
+    except FaceLeadError as exc:
+        fail(exc)
+    except FileNotFoundError as exc:
+        console.print(f"error [not_found]: {exc}")
+        raise typer.Exit(2) from exc
+    body = {"command": " ".join(["facelead", *sys.argv[1:]]), **result}
+    for key, entry in body["models"].items():
+        ratio = entry["verification"]["women_men_fmr_ratio"]["ratio"]
+        shown = "—" if ratio is None else f"{ratio:.2f}x"
+        console.print(f"{key}: women/men FMR ratio at FMR={fmr:g}: {shown}")
+    if json_path:
+        _write_json(json_path, body)
+    if report:
+        for path in write_fairness(body, report):
+            console.print(f"Report written: {path}")
