@@ -111,8 +111,14 @@ def mitigation_summary(report: Json) -> list[str]:
             "points worse) is not met by any mitigation measured here.**"
         )
     lines.append(
-        "- Nothing here is switched on: whether a mitigation becomes the default is the "
-        "lead's decision, and none is wired into the search service."
+        "- The default model id is itself a fusion-weighting choice: the accuracy-only "
+        "fusion measured in docs/accuracy.md (`fusion-v2`, SFace + dlib) had a women/men "
+        "FMR ratio of 4.10× [3.75×, 4.50×] on this same protocol "
+        "(`facelead eval demographics --model fusion-v2`); the default takes the "
+        "fairest weights within 0.2 points of its FNIR at rank 1 (see "
+        "`biometrics/fusion.py`). The further mitigations listed here, measured on top of "
+        "the default, are not switched on: none meets the target, and each costs more "
+        "rank-1 or low-FPIR accuracy. The cohort normaliser is not wired into search."
     )
     return lines
 

@@ -116,6 +116,27 @@ def selection_section(selection: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def default_choice(report: Mapping[str, Any]) -> list[str]:
+    """Why the default differs from the accuracy-only pick, when it does."""
+    selection = report.get("selection") or {}
+    if not selection:
+        return []
+    default = report["model_id"]
+    members = {n: w for n, w in report["models"][default]["members"]}
+    picked = dict(zip(selection["pool"], selection["all_lfw_1n_weights"], strict=True))
+    if all(abs(members.get(n, 0.0) - w) < 1e-9 for n, w in picked.items()):
+        return ["", f"The default, **{default}**, is that pick."]
+    return [
+        "",
+        f"The default, **{default}** ({_members(report['models'][default])}), is **not** the "
+        "accuracy-only pick above: it was chosen under the fairness rule of issue 9 "
+        "([fairness.md](fairness.md)): among fusion weights whose FNIR at rank 1 is at most "
+        "0.2 points worse, the one with the lowest women/men false match rate ratio. FaceLead "
+        "returns ranked candidate lists for human review, never a thresholded yes/no, so rank "
+        "accuracy is the guard; the price in the low-FPIR tail is shown in the table above.",
+    ]
+
+
 def _weights(pool: list[str], weights: list[float]) -> str:
     parts = [f"{name} {w:.2f}" for name, w in zip(pool, weights, strict=True) if w > 0]
     return ", ".join(parts)
@@ -280,6 +301,7 @@ def render(report: Mapping[str, Any]) -> str:
         "## How the fused default was chosen",
         "",
         *selection_section(report.get("selection", {})),
+        *default_choice(report),
         "",
         "## Protocol, failures and quality",
         "",
