@@ -15,7 +15,12 @@ from facelead.index.manager import load_or_rebuild
 from facelead.store import gallery as gallery_repo
 from facelead.store import lifecycle as lifecycle_repo
 from facelead.store.db import Database
-from facelead.store.images import ImageStore
+from facelead.store.images import (
+    IMAGE_KEY_FILE,
+    ImageStore,
+    load_or_create_image_key,
+    parse_image_key,
+)
 
 ACTIVE_MODEL = "active_model"
 """Settings-table key naming the model id searches use after a re-templating switch."""
@@ -43,13 +48,20 @@ class Services:
         return db
 
     @cached_property
+    def image_key(self) -> bytes:
+        """AES-256-GCM key of both image stores: FACELEAD_IMAGE_KEY, else the key file."""
+        if self.settings.image_key is not None:
+            return parse_image_key(self.settings.image_key.get_secret_value())
+        return load_or_create_image_key(self.settings.keys_dir / IMAGE_KEY_FILE)
+
+    @cached_property
     def images(self) -> ImageStore:
-        return ImageStore(self.settings.images_dir)
+        return ImageStore(self.settings.images_dir, self.image_key)
 
     @cached_property
     def probes(self) -> ImageStore:
         """Searched probe images: their own content-addressed area, never the gallery's."""
-        return ImageStore(self.settings.probes_dir)
+        return ImageStore(self.settings.probes_dir, self.image_key)
 
     def active_model_id(self) -> str:
         """The model every search and enrolment uses: the one switched to by a completed
@@ -85,6 +97,7 @@ class Services:
         ):
             folder.mkdir(parents=True, exist_ok=True)
         self.db.upgrade()
+        _ = self.image_key  # created at init (0600) rather than at the first image write
 
     def index(self) -> FlatIndex:
         """The template index, rebuilt from the database whenever it is stale."""
