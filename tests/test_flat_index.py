@@ -30,8 +30,10 @@ def _reference(
     q: NDArray[np.float32],
     k: int,
 ) -> list[tuple[int, int]]:
-    """Brute force: best (score desc, photo id asc) photo per subject, subjects ranked alike."""
-    scores = vectors.astype(np.float16).astype(np.float32) @ q
+    """Brute force: best (score desc, photo id asc) photo per subject, subjects ranked alike.
+
+    An exact score is the float64 inner product of the stored float16 template and the query."""
+    scores = vectors.astype(np.float16).astype(np.float64) @ q.astype(np.float64)
     best: dict[int, tuple[float, int]] = {}
     for score, pid, sid in zip(scores.tolist(), pids.tolist(), sids.tolist(), strict=True):
         cur = best.get(sid)
@@ -202,3 +204,52 @@ def test_manager_rebuilds_corrupt_index(tmp_path: Path) -> None:
     index = load_or_rebuild(tmp_path, MODEL, 1, _rows(vectors, [1, 2, 3]))
     assert len(index) == 3
     assert FlatIndex.load(tmp_path, MODEL).generation == 1
+
+
+def _rebuild_in_process(args: tuple[str, int]) -> tuple[int, int]:
+    """Child process: catch up with the same database state as its siblings."""
+    directory, generation = args
+    rng = np.random.default_rng(6)
+    rows = _rows(_unit(rng, 40, 8), [i % 9 for i in range(40)])
+    index = load_or_rebuild(Path(directory), MODEL, generation, rows)
+    return index.generation, len(index)
+
+
+def test_manager_processes_catch_up_once_and_share_the_files(tmp_path: Path) -> None:
+    """Workers racing to catch up never corrupt or delete each other's files: the lock
+    serialises writers and a late one opens what the first one saved."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(3) as pool:
+        results = pool.map(_rebuild_in_process, [(str(tmp_path), 7)] * 6)
+    assert results == [(7, 40)] * 6
+    assert len(list(tmp_path.glob("*.vectors.npy"))) == 1
+    assert len(list(tmp_path.glob("*.deleted-*.bin"))) == 1
+    assert FlatIndex.load(tmp_path, MODEL).generation == 7
+
+
+def test_refresher_records_each_generation(tmp_path: Path) -> None:
+    from facelead.index.manager import Refresher
+
+    rng = np.random.default_rng(12)
+    states = [_index(_unit(rng, 5, 4), [1, 2, 3, 4, 5], generation=g) for g in (1, 1, 2)]
+    calls: list[int] = []
+
+    def refresh() -> FlatIndex:
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("database hiccup")  # logged; the thread carries on
+        return states[min(len(calls), len(states)) - 1]
+
+    refresher = Refresher(refresh, tmp_path, interval=0.01).start()
+    try:
+        for _ in range(500):
+            status = list((tmp_path / "workers").glob("*.json"))
+            if status and '"generation": 2' in status[0].read_text() and len(calls) > 4:
+                break
+            refresher.thread.join(0.01)
+    finally:
+        refresher.stop()
+    [path] = (tmp_path / "workers").glob("*.json")
+    assert '"live": 5' in path.read_text() and '"generation": 2' in path.read_text()

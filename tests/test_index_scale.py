@@ -1,9 +1,10 @@
-"""Scale index: int8 scan with exact float16 re-rank, threads, deletion bitmap, IVF."""
+"""Scale index: int8 scan with exact float16 re-rank, threads, deletion bitmap, FAISS mode."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -13,7 +14,6 @@ from numpy.typing import NDArray
 
 from facelead.index import FlatIndex, load_or_rebuild
 from facelead.index import flat as flat_module
-from facelead.index.ivf import IVFIndex, recall_at_k
 
 MODEL = "fusion-v1"
 
@@ -37,8 +37,11 @@ def _reference(
     k: int,
     deleted: NDArray[np.bool_] | None = None,
 ) -> list[tuple[int, int]]:
-    """Brute force over live rows: best (score desc, photo id asc) photo per subject."""
-    scores = vectors.astype(np.float16).astype(np.float32) @ q
+    """Brute force over live rows: best (score desc, photo id asc) photo per subject.
+
+    Scores are float64 inner products of the stored float16 templates with the query,
+    the index's definition of an exact score."""
+    scores = vectors.astype(np.float16).astype(np.float64) @ q.astype(np.float64)
     best: dict[int, tuple[float, int]] = {}
     for i, (score, pid, sid) in enumerate(
         zip(scores.tolist(), pids.tolist(), sids.tolist(), strict=True)
@@ -76,7 +79,8 @@ def test_property_exact_with_bitmap_matches_brute_force(
     index = FlatIndex(MODEL, 1, vectors, pids, sids, deleted=deleted, threads=threads)
     q = vectors[rng.integers(0, n)] if rng.random() < 0.5 else _clustered(rng, 1, d, 1)[0][0]
     want = _reference(vectors, pids, sids, q, k, deleted)
-    assert _pairs(index.search(q, k)) == want
+    with mock.patch.object(flat_module, "SMALL_SCAN", 0):  # several threads, several pieces
+        assert _pairs(index.search(q, k)) == want
     assert _pairs(index.search_reference(q, k)) == want
 
 
@@ -92,6 +96,7 @@ def test_int8_bound_covers_every_row() -> None:
 
 def test_threads_give_the_same_answer(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(flat_module, "SCAN_ROWS", 64)
+    monkeypatch.setattr(flat_module, "SMALL_SCAN", 0)  # threads and pieces even when small
     rng = np.random.default_rng(9)
     vectors, sids = _clustered(rng, 5000, 32, 700)
     index = FlatIndex(MODEL, 1, vectors, np.arange(1, 5001), sids)
@@ -163,18 +168,89 @@ def test_manager_compacts_removals_and_rebuilds_additions(tmp_path: Path) -> Non
     assert grown.generation == 3 and 999 in grown.photo_ids
 
 
-def test_ivf_full_probe_is_exact_and_recall_is_measured() -> None:
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 600),
+    subjects=st.integers(1, 60),
+    k=st.integers(1, 40),
+    seed=st.integers(0, 2**32 - 1),
+    heap_cap=st.sampled_from([1, 3, 16, 16_384]),
+    candidates=st.sampled_from([1, 7, 65_536]),
+    threads=st.integers(1, 3),
+    skew=st.booleans(),
+)
+def test_property_fast_path_and_fallbacks_match_brute_force(
+    n: int,
+    subjects: int,
+    k: int,
+    seed: int,
+    heap_cap: int,
+    candidates: int,
+    threads: int,
+    skew: bool,
+) -> None:
+    """Tiny heaps (too few subjects in them), overflowing candidate buffers and subjects
+    owning most photos all force the general shortlist; the answer never changes."""
+    rng = np.random.default_rng(seed)
+    vectors, sids = _clustered(rng, n, 16, subjects)
+    if skew:  # one subject owns about half of the photos
+        sids[rng.random(n) < 0.5] = 0
+    pids = rng.permutation(n).astype(np.int64) + 1
+    deleted = rng.random(n) < 0.1
+    index = FlatIndex(MODEL, 1, vectors, pids, sids, deleted=deleted, threads=threads)
+    q = _clustered(rng, 1, 16, 1)[0][0]
+    with (
+        mock.patch.object(flat_module, "MAX_HEAP", heap_cap),
+        mock.patch.object(flat_module, "CANDIDATES", candidates),
+        mock.patch.object(flat_module, "SCAN_ROWS", 8),
+        mock.patch.object(flat_module, "SMALL_SCAN", 0 if threads > 1 else 32_768),
+    ):
+        got = _pairs(index.search(q, k))
+    assert got == _reference(vectors, pids, sids, q, k, deleted)
+
+
+def test_fast_path_is_taken_and_small_on_face_like_data() -> None:
+    """On clustered data the kernel's heaps prove the shortlist: no fallback, and far
+    fewer rows re-scored than stored."""
+    rng = np.random.default_rng(21)
+    vectors, sids = _clustered(rng, 20_000, 256, 6000)
+    index = FlatIndex(MODEL, 1, vectors, np.arange(1, 20_001), sids)
+    for q in vectors[:5]:
+        qq = index._query(q)
+        approx, parts = index._scan(qq, 50, 2)
+        rows = index._fast_shortlist(parts, approx, qq, 50)
+        assert rows is not None and 50 <= rows.size < 2000
+        assert _pairs(index.search(q, 50)) == _reference(vectors, np.arange(1, 20_001), sids, q, 50)
+
+
+def test_int8_bound_covers_every_row_at_256_dimensions() -> None:
+    rng = np.random.default_rng(8)
+    vectors, sids = _clustered(rng, 4000, 256, 300)
+    index = FlatIndex(MODEL, 1, vectors, np.arange(4000), sids)
+    for q in [*vectors[:3], _clustered(rng, 1, 256, 1)[0][0] * 3.0]:
+        exact = index.scores(q)
+        approx = index.approx_scores(q)
+        assert np.all(np.abs(approx - exact) <= index.error_bounds(q))
+
+
+def test_approximate_mode_full_rerank_is_exact_and_recall_is_measured() -> None:
+    ivf = pytest.importorskip("facelead.index.ivf")
+    pytest.importorskip("faiss")
     rng = np.random.default_rng(3)
-    vectors, sids = _clustered(rng, 4000, 32, 400)
-    index = FlatIndex(MODEL, 1, vectors, np.arange(1, 4001), sids)
+    vectors, sids = _clustered(rng, 3000, 32, 300)
+    index = FlatIndex(MODEL, 1, vectors, np.arange(1, 3001), sids)
     index.mark_deleted(photo_ids=[1, 2, 3])
-    ivf = IVFIndex.build(index, nlist=32, sample=2000, iterations=4)
-    assert ivf.offsets[-1] == 4000
-    queries = vectors[10:30]
+    queries = vectors[10:25]
     exact = [index.search(q, 20) for q in queries]
-    full = [ivf.search(q, 20, nprobe=32) for q in queries]
-    assert full == exact
-    partial = [ivf.search(q, 20, nprobe=4) for q in queries]
-    assert 0.0 < recall_at_k(exact, partial, 20) <= 1.0
-    assert recall_at_k(exact, full, 20) == 1.0
-    assert all(h.photo_id not in (1, 2, 3) for hits in full for h in hits)
+    for factory, shard_min in ((None, 65_536), (None, 0), ("IVF16,SQ8", 0)):
+        with mock.patch.object(ivf, "SHARD_MIN_ROWS", shard_min):  # 0: one shard per thread
+            ann = ivf.ApproxIndex.build(index, factory, sample=3000, threads=2)
+        assert len(ann.parts) == (2 if factory is None and shard_min == 0 else 1)
+        full = [ann.search(q, 20, nprobe=16, rerank=3000) for q in queries]
+        assert full == exact  # every row re-ranked exactly: the exact answer
+        partial = [ann.search(q, 20, nprobe=1, rerank=40) for q in queries]
+        assert 0.0 < ivf.recall_at_k(exact, partial, 20) <= 1.0
+        assert all(h.photo_id not in (1, 2, 3) for hits in partial for h in hits)
+        cal = ann.calibrate(queries, 20, target=0.99, exact=exact)
+        assert cal.recall >= 0.99 and (ann.nprobe, ann.rerank) == (cal.nprobe, cal.rerank)
+        assert cal.tried[-1][2] == cal.recall

@@ -8,7 +8,8 @@ API (the interfaces are independent layers).
 
 from __future__ import annotations
 
-from typing import Annotated
+import importlib
+from typing import Annotated, Any
 
 import typer
 
@@ -18,6 +19,25 @@ from facelead.services.context import Services
 from facelead.services.identity import needs_first_admin
 
 APP_FACTORY = "facelead.api.app:app_factory"
+WORKER_HEALTHCHECK_S = 120
+"""How long uvicorn's supervisor waits for a worker to answer its liveness ping.
+
+Uvicorn's default (5 s) kills a worker that holds the interpreter lock that long:
+importing OpenCV and dlib and loading the face models on a busy host, or one
+long embedding, does, and the killed worker's searches fail mid-request before it
+is restarted to be killed again. A hung worker is still replaced, only later.
+"""
+WORKER_FACTORY = "facelead.cli.serve:worker_app"
+
+
+def worker_app() -> Any:
+    """Uvicorn's factory in each worker: the application (loaded by its import string,
+    as uvicorn would) plus a thread keeping this worker's memory-mapped index at the
+    database generation, so a change is applied in every worker within about a second."""
+    module, name = APP_FACTORY.split(":")
+    app = getattr(importlib.import_module(module), name)()
+    app.state.services.start_index_refresher()
+    return app
 
 
 def serve_command(
@@ -41,11 +61,12 @@ def serve_command(
     services.db.dispose()
     console.print(f"FaceLead on http://{host}:{port}/ (API: /api/v1)", markup=False)
     uvicorn.run(
-        APP_FACTORY,
+        WORKER_FACTORY,
         factory=True,
         host=host,
         port=port,
         workers=workers,
         server_header=False,
         log_level="info",
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
     )

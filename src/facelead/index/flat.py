@@ -1,47 +1,54 @@
 """Exact inner-product search over float16 templates, at memory-bandwidth speed.
 
-Layout (one model, one generation, all memory-mapped on load):
+Layout (one model, one generation, all memory-mapped on load; see ``files.py``):
 
 * ``vectors``  float16 (n, d): the exact templates; only a shortlist is read per search.
 * ``codes``    int8 (n, d) and ``scales`` float32 (n,): row ``r`` is approximately
-  ``scales[r] * codes[r]``. Every search scans these (half the bytes of float16;
-  numpy converts int8 to float32 about ten times faster than float16 here).
+  ``scales[r] * codes[r]``. Every search scans these (half the bytes of float16).
 * ``deleted``  a bitmap (``np.packbits``): deleting or sealing a template flips a
   bit and rewrites only this small file; deleted rows are never returned.
 * ``photo_ids``, ``subject_ids``, ``template_ids`` int64 (n,).
 
 Search stays exact: the int8 error of row ``r`` is bounded by
-``eps_r = scales[r] * ||q||_1 * (0.5 + float32 slack)``, so the true (float16)
-score lies in ``[approx - eps, approx + eps]``. Rows whose upper bound falls below
-the k-th subject's guaranteed lower bound cannot be any top-k subject's best
-photo; every other row is re-scored from the float16 matrix and ranked exactly
-as a brute-force float16 scan would rank it. The int8 scan is split into blocks
-across threads (numpy releases the GIL in casts and BLAS calls).
+``eps_r = scales[r] * C(q)`` (:meth:`FlatIndex.eps_factor`), so the exact score
+lies in ``[approx - eps, approx + eps]``. Rows whose upper bound falls below the
+k-th subject's guaranteed lower bound cannot be any top-k subject's best photo;
+every other row is re-scored exactly (float64 over the float16 template) and
+ranked as a brute-force scan ranks it. The int8 pass is a compiled kernel
+(``_scan.py``, numba) run on one contiguous row range per thread; it also keeps
+the bookkeeping that proves the shortlist, so no second pass over n rows is
+needed (docs/scale.md has the proof).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import secrets
-import tempfile
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from facelead.index import files
+from facelead.index.files import check_model_id, collect_rows
+
 BLOCK_ROWS = 65_536
 """Rows per chunk when building from rows and when computing full float16 scores."""
 SCAN_ROWS = 512
-"""Rows per int8 block: 512 x 768 float32 = 1.5 MB, inside a 2 MB L2 cache."""
-FORMAT_VERSION = 2
-_MODEL_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_ARRAYS = ("vectors", "codes", "scales", "photo_ids", "subject_ids", "template_ids")
+"""Thread ranges start at multiples of this (a multiple of the kernel's 4-row unroll)."""
+MAX_HEAP = 16_384
+"""Most best-lower-bound rows a scan thread keeps (2 k photos-per-subject, at least 64)."""
+SMALL_SCAN = 32_768
+"""Below this many rows a scan runs on the calling thread."""
+PIECES_PER_THREAD = 4
+"""Row ranges per scan thread on large indexes (dynamic hand-out)."""
+CANDIDATES = 65_536
+"""Candidate rows a scan thread may collect before the general shortlist takes over."""
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 
 
@@ -56,46 +63,70 @@ def _pool(threads: int) -> ThreadPoolExecutor:
     return pool
 
 
+def _kernels() -> Any:
+    """The numba kernels, imported (and compiled or loaded from cache) on first use."""
+    _prefer_wide_vectors()
+    from facelead.index import _scan
+
+    return _scan
+
+
+def _prefer_wide_vectors() -> None:
+    """Let LLVM use 512-bit vectors on AVX-512 CPUs (its default tuning for them stops at
+    256), halving the scan's vector instructions per byte. Measured effect: within the
+    noise of this shared machine (docs/scale.md); the published benchmarks ran with it.
+    It applies to numba's process-wide code generator, so it only takes effect before
+    numba's first compilation in the process, and never overrides an explicit
+    ``NUMBA_CPU_FEATURES``; it changes no result (the error bound holds for any
+    summation order)."""
+    from numba.core import config
+
+    current = config.CPU_FEATURES  # type: ignore[attr-defined]
+    if current is None and not os.environ.get("NUMBA_CPU_FEATURES"):
+        import llvmlite.binding as llvm
+
+        features = llvm.get_host_cpu_features().flatten()
+        if "+avx512f" in features.split(","):
+            config.CPU_FEATURES = features + ",-prefer-256-bit"  # type: ignore[attr-defined]
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) every kernel a search uses, on a toy index:
+    a serving worker calls this at start so no request pays the compilation."""
+    rng = np.random.default_rng(0)
+    toy = FlatIndex("warm-up", 0, rng.standard_normal((8, 4)), np.arange(8), np.arange(8) // 2)
+    toy.search(rng.standard_normal(4), 2, threads=1)
+
+
+def _exact(block: NDArray[Any], q: NDArray[np.float32], out: NDArray[np.float64]) -> None:
+    """Exact float64 scores of float16 rows (see ``_scan.exact_dots``)."""
+    _kernels().exact_dots(np.asarray(block, dtype=np.float64), q.astype(np.float64), out)
+
+
+@dataclass(slots=True)
+class _Part:
+    """One scan thread's row range and its outputs (heap of best lower bounds, candidates)."""
+
+    lo: int
+    hi: int
+    heap: int
+    heap_vals: NDArray[np.float32] = field(init=False)
+    heap_rows: NDArray[np.int64] = field(init=False)
+    cand: NDArray[np.int64] = field(init=False)
+    state: NDArray[np.int64] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.heap_vals = np.empty(self.heap, dtype=np.float32)
+        self.heap_rows = np.empty(self.heap, dtype=np.int64)
+        self.cand = np.empty(CANDIDATES, dtype=np.int64)
+        self.state = np.zeros(3, dtype=np.int64)
+
+
 @dataclass(frozen=True, slots=True)
 class Hit:
     photo_id: int
     subject_id: int
     score: float
-
-
-def check_model_id(model_id: str) -> str:
-    """Model ids become file names, so only a safe alphabet is accepted."""
-    if _MODEL_ID_RE.fullmatch(model_id) is None:
-        raise ValueError(f"unsafe model id for an index file name: {model_id!r}")
-    return model_id
-
-
-def _meta_path(directory: Path, model_id: str) -> Path:
-    return directory / f"{model_id}.meta.json"
-
-
-_PRIMARY = ("vectors", "photo_ids", "subject_ids")
-
-
-def _array_path(directory: Path, model_id: str, token: str, name: str) -> Path:
-    """The format-1 arrays keep ``.npy``; derived ones (int8 codes, bitmap) use ``.bin``
-    (same ``np.save`` format) so tools that count the primary arrays are unaffected."""
-    suffix = "npy" if name in _PRIMARY else "bin"
-    return directory / f"{model_id}.{token}.{name}.{suffix}"
-
-
-def _atomic_write(target: Path, write: Any) -> None:
-    """Temp file in the same directory, fsync, then rename: readers never see a partial file."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def quantise(vectors: NDArray[Any]) -> tuple[NDArray[np.int8], NDArray[np.float32]]:
@@ -159,6 +190,7 @@ class FlatIndex:
             raise ValueError("deletion bitmap does not match the vectors")
         self.deleted: NDArray[np.bool_] = mask.copy()
         self.threads = threads or default_threads()
+        self._local = threading.local()
         self._refresh_live()
 
     def _refresh_live(self) -> None:
@@ -238,60 +270,121 @@ class FlatIndex:
             raise ValueError("query contains NaN or infinity")
         return q
 
-    def scores(self, query: NDArray[Any]) -> NDArray[np.float32]:
-        """Exact float16 inner products with every stored row (deleted ones: -inf)."""
+    def scores(self, query: NDArray[Any]) -> NDArray[np.float64]:
+        """Exact inner products with every stored row (deleted ones: -inf): brute force."""
         q = self._query(query)
-        out = np.empty(self.rows, dtype=np.float32)
+        out = np.empty(self.rows, dtype=np.float64)
         for start in range(0, self.rows, BLOCK_ROWS):
             stop = min(start + BLOCK_ROWS, self.rows)
-            block = self.vectors[start:stop].astype(np.float32)
-            np.matmul(block, q, out=out[start:stop])
+            _exact(np.asarray(self.vectors[start:stop]), q, out[start:stop])
         out[self._deleted_rows] = -np.inf
         return out
 
-    def exact_rows(self, rows: NDArray[np.intp], q: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Float16 scores of the given rows, computed as :meth:`scores` computes them."""
-        out = np.empty(rows.shape[0], dtype=np.float32)
+    def exact_rows(self, rows: NDArray[np.intp], q: NDArray[np.float32]) -> NDArray[np.float64]:
+        """Exact scores of the given rows, computed exactly as :meth:`scores` computes them."""
+        out = np.empty(rows.shape[0], dtype=np.float64)
         for start in range(0, rows.shape[0], BLOCK_ROWS):
             part = rows[start : start + BLOCK_ROWS]
-            np.matmul(self.vectors[part].astype(np.float32), q, out=out[start : start + len(part)])
+            _exact(self.vectors[part], q, out[start : start + len(part)])
         return out
 
-    def _scan(self, q: NDArray[np.float32], lo: int, hi: int, out: NDArray[np.float32]) -> None:
-        buf = np.empty((SCAN_ROWS, self.dim), dtype=np.float32)
-        for start in range(lo, hi, SCAN_ROWS):
-            stop = min(start + SCAN_ROWS, hi)
-            block = buf[: stop - start]
-            block[...] = self.codes[start:stop]
-            np.matmul(block, q, out=out[start:stop])
+    def _workers(self, threads: int | None) -> int:
+        """Threads for one scan: one below ``SMALL_SCAN`` rows (a thread hand-off costs
+        more than such a scan)."""
+        return 1 if self.rows < SMALL_SCAN else max(1, threads or self.threads)
+
+    def _ranges(self, workers: int) -> list[tuple[int, int]]:
+        """Contiguous row ranges cut at multiples of ``SCAN_ROWS``: one per thread, or
+        ``PIECES_PER_THREAD`` per thread on large indexes, handed out as threads free up,
+        so a core taken by another process delays a piece, not half of the scan."""
+        n = self.rows
+        pieces = workers * (PIECES_PER_THREAD if n >= 8 * SMALL_SCAN and workers > 1 else 1)
+        per = -(-n // pieces) if n else 0
+        per = -(-per // SCAN_ROWS) * SCAN_ROWS
+        return [(lo, min(lo + per, n)) for lo in range(0, n, per)] if n else []
+
+    def _run(self, jobs: list[Any], workers: int) -> None:
+        if workers == 1:
+            for job in jobs:
+                job()
+            return
+        futures = [_pool(workers).submit(job) for job in jobs]
+        for future in futures:
+            future.result()
+
+    def _scan(
+        self, q: NDArray[np.float32], k: int, threads: int | None
+    ) -> tuple[NDArray[np.float32], list[_Part]]:
+        """The int8 pass: approximate scores of every row plus, per thread, its heap of
+        best lower bounds and its collected candidate rows (see ``_scan.scan_select``)."""
+        kernels = _kernels()
+        approx = self._scratch()
+        factor = float(self.eps_factor(q))
+        heap = int(min(max(64, 2 * k * self._photos_per_subject()), MAX_HEAP))
+        workers = self._workers(threads)
+        parts = [_Part(lo, hi, heap) for lo, hi in self._ranges(workers)]
+        deleted = self.deleted.view(np.uint8)
+        codes, scales = np.asarray(self.codes), np.asarray(self.scales)  # plain views of maps
+        jobs = [
+            partial(
+                kernels.scan_select,
+                codes,
+                scales,
+                deleted,
+                q,
+                factor,
+                p.lo,
+                p.hi,
+                approx,
+                p.heap_vals,
+                p.heap_rows,
+                p.cand,
+                p.state,
+            )
+            for p in parts
+        ]
+        self._run(jobs, workers)
+        return approx, parts
 
     def approx_scores(self, query: NDArray[Any], threads: int | None = None) -> NDArray[np.float32]:
         """``scales * (codes @ q)`` for every row, the scan split across threads."""
-        q = self._query(query)
-        n = self.rows
-        out = np.empty(n, dtype=np.float32)
-        workers = max(1, threads or self.threads)
-        per = -(-n // workers) if n else 0
-        per = -(-per // SCAN_ROWS) * SCAN_ROWS
-        ranges = [(lo, min(lo + per, n)) for lo in range(0, n, per)] if n else []
-        if len(ranges) <= 1:
-            for lo, hi in ranges:
-                self._scan(q, lo, hi, out)
-        else:
-            futures = [_pool(workers).submit(self._scan, q, lo, hi, out) for lo, hi in ranges]
-            for future in futures:
-                future.result()
-        out *= self.scales
-        return out
+        return self._scan(self._query(query), 1, threads)[0].copy()
+
+    def _scratch(self) -> NDArray[np.float32]:
+        """This thread's approximate-score buffer, reused across its searches: a fresh
+        40 MB array per query at 10M rows costs ten thousand page faults."""
+        buffer: NDArray[np.float32] | None = getattr(self._local, "approx", None)
+        if buffer is None or buffer.shape[0] != self.rows:
+            buffer = self._local.approx = np.empty(self.rows, dtype=np.float32)
+        return buffer
+
+    def _photos_per_subject(self) -> int:
+        """Rows per subject (rounded up), so the heap of best rows spans enough subjects."""
+        if self._per_subject is None:
+            subjects = max(1, np.unique(self.all_subject_ids).size)
+            self._per_subject = max(1, -(-self.rows // subjects))
+        return self._per_subject
+
+    _per_subject: int | None = None
+
+    def eps_factor(self, q: NDArray[np.float32]) -> np.float32:
+        """``C`` with ``|approx_r - exact_r| <= scales[r] * C`` for every row ``r``.
+
+        Quantisation: ``|x_j - s*c_j| <= s/2`` gives ``s/2 * ||q||_1``. Float32
+        accumulation in any order adds at most ``(d+2) u * sum|s c_j q_j|`` with
+        ``|c_j| <= 127``; the ``2 d 1.2e-7 * 127`` term covers it four times over, and
+        the factor 1.001 covers the rounding of ``s*C`` and ``approx +- eps`` themselves.
+        The exact side is float64 (error ~1e-16, far inside the margin)."""
+        slack = 0.5 + 2.0 * self.dim * 1.2e-7 * 127.0
+        return np.float32(float(np.abs(q).sum()) * slack * 1.001 + 1e-7)
 
     def error_bounds(self, q: NDArray[np.float32], rows: NDArray[Any] | None = None) -> Any:
         """Upper bound of ``|approx - exact|`` per row (quantisation plus float32 rounding)."""
-        slack = 0.5 + 2.0 * self.dim * 1.2e-7 * 127.0
         scales = self.scales if rows is None else self.scales[rows]
-        return scales * np.float32(float(np.abs(q).sum()) * slack * 1.001 + 1e-7)
+        return scales * self.eps_factor(q)
 
     # -- ranking ----------------------------------------------------------------------------
-    def _candidate_rows(self, scores: NDArray[np.float32], k: int) -> NDArray[np.intp]:
+    def _candidate_rows(self, scores: NDArray[Any], k: int) -> NDArray[np.intp]:
         """Rows that must contain the top-k subjects' best photos; avoids a full sort.
 
         Every row scoring at least the threshold is kept (ties included), so each
@@ -310,7 +403,7 @@ class FlatIndex:
             m *= 4
         return np.flatnonzero(scores > -np.inf)
 
-    def rank(self, rows: NDArray[np.intp], row_scores: NDArray[np.float32], k: int) -> list[Hit]:
+    def rank(self, rows: NDArray[np.intp], row_scores: NDArray[Any], k: int) -> list[Hit]:
         """Best photo per subject among ``rows``; ties go to the lower photo id."""
         pids = self.all_photo_ids[rows]
         order = np.lexsort((pids, -row_scores))
@@ -353,20 +446,56 @@ class FlatIndex:
         return np.arange(n)
 
     def search(self, query: NDArray[Any], k: int, threads: int | None = None) -> list[Hit]:
-        """Top-k subjects by their best photo, exactly as a float16 brute-force scan ranks them."""
+        """Top-k subjects by their best photo, exactly as a brute-force scan ranks them.
+
+        One int8 pass (both cores) yields per thread the best lower bounds and the rows
+        whose upper bound reached the running threshold; ``T`` is the k-th subject's
+        best lower bound. If ``T`` is at least every thread's final threshold, the
+        collected rows hold every row with upper bound ``>= T``, hence every top-k
+        subject's best photo (its exact score is ``>= S_k >= T``); otherwise (a few
+        subjects own all the best rows, or a candidate buffer overflowed) the general
+        numpy shortlist over all approximate scores is used. Either way the shortlist
+        is re-scored exactly and ranked as :meth:`search_reference` ranks."""
         if k < 1:
             raise ValueError("k must be at least 1")
         if self._live_count == 0:
             return []
         q = self._query(query)
-        approx = self.approx_scores(q, threads)
-        if self._deleted_rows.size:
-            live_rows = np.flatnonzero(self._live)
-            approx = approx[live_rows]
-        else:
-            live_rows = np.arange(self.rows)
-        rows = self.shortlist(live_rows, approx, q, k)
+        approx, parts = self._scan(q, k, threads)
+        rows = self._fast_shortlist(parts, approx, q, k)
+        if rows is None:
+            live_rows = np.flatnonzero(self._live) if self._deleted_rows.size else None
+            if live_rows is None:
+                live_rows = np.arange(self.rows)
+            rows = self.shortlist(live_rows, approx[live_rows], q, k)
         return self.rank(rows, self.exact_rows(rows, q), k)
+
+    def _fast_shortlist(
+        self, parts: list[_Part], approx: NDArray[np.float32], q: NDArray[np.float32], k: int
+    ) -> NDArray[np.intp] | None:
+        """Rows with upper bound ``>= T`` from the kernel's heaps and candidates, or None
+        when the heaps do not prove the collected rows sufficient."""
+        if any(p.state[2] for p in parts):
+            return None
+        top_rows = np.concatenate([p.heap_rows[: p.state[0]] for p in parts])
+        top_low = np.concatenate([p.heap_vals[: p.state[0]] for p in parts])
+        order = np.argsort(-top_low, kind="stable")
+        _, first = np.unique(self.all_subject_ids[top_rows[order]], return_index=True)
+        best = np.sort(top_low[order][first])[::-1]
+        if best.size < k:  # proven only if no heap filled up: then every live row is here
+            full = any(p.state[0] == p.heap_vals.shape[0] for p in parts)
+            return None if full else self._all_candidates(parts)
+        threshold = best[k - 1]
+        for p in parts:
+            if p.state[0] == p.heap_vals.shape[0] and p.heap_vals[0] > threshold:
+                return None
+        cand = self._all_candidates(parts)
+        upper = approx[cand] + self.scales[cand] * self.eps_factor(q)
+        kept: NDArray[np.intp] = cand[upper >= threshold]
+        return kept
+
+    def _all_candidates(self, parts: list[_Part]) -> NDArray[np.intp]:
+        return np.concatenate([p.cand[: p.state[1]] for p in parts]).astype(np.intp)
 
     def search_reference(self, query: NDArray[Any], k: int) -> list[Hit]:
         """Full float16 scan without the int8 shortlist (slow; for tests and benchmarks)."""
@@ -387,137 +516,45 @@ class FlatIndex:
         rows: Iterator[tuple[int, int, int, NDArray[Any]]],
         dim: int | None = None,
     ) -> FlatIndex:
-        """Build from ``(template_id, photo_id, subject_id, vector)`` rows, chunk by chunk.
-
-        Vectors go to float16 as they arrive, so peak memory stays near the
-        final index size rather than twice a float32 copy.
-        """
-        chunks: list[NDArray[np.float16]] = []
-        tids: list[int] = []
-        pids: list[int] = []
-        sids: list[int] = []
-        buffer: list[NDArray[Any]] = []
-        for template_id, photo_id, subject_id, vector in rows:
-            vec = np.asarray(vector, dtype=np.float32).reshape(-1)
-            if dim is None:
-                dim = int(vec.shape[0])
-            elif vec.shape[0] != dim:
-                raise ValueError(f"template of photo {photo_id} has {vec.shape[0]} dims, not {dim}")
-            buffer.append(vec)
-            tids.append(int(template_id))
-            pids.append(int(photo_id))
-            sids.append(int(subject_id))
-            if len(buffer) >= BLOCK_ROWS:
-                chunks.append(np.stack(buffer).astype(np.float16))
-                buffer = []
-        if buffer:
-            chunks.append(np.stack(buffer).astype(np.float16))
-        width = dim or 0
-        vectors = np.concatenate(chunks) if chunks else np.zeros((0, width), dtype=np.float16)
-        return cls(
-            model_id,
-            generation,
-            vectors,
-            np.array(pids),
-            np.array(sids),
-            template_ids=np.array(tids),
-        )
+        """Build from ``(template_id, photo_id, subject_id, vector)`` rows, chunk by chunk."""
+        tids, pids, sids, vectors = collect_rows(rows, dim)
+        return cls(model_id, generation, vectors, pids, sids, template_ids=tids)
 
     def save(self, directory: Path) -> None:
         """Arrays under a fresh token, then the meta file: its rename is the commit point."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        token = secrets.token_hex(8)
-        arrays = {
-            "vectors": self.vectors,
-            "codes": self.codes,
-            "scales": self.scales,
-            "photo_ids": self.all_photo_ids,
-            "subject_ids": self.all_subject_ids,
-            "template_ids": self.template_ids,
-        }
-        for name, arr in arrays.items():
-            target = _array_path(directory, self.model_id, token, name)
-            _atomic_write(target, lambda h, a=arr: _save_chunked(h, a))
-        self.token = token
+        self.token = files.save_arrays(self, Path(directory))
         self.save_bitmap(directory)
 
     def save_bitmap(self, directory: Path, generation: int | None = None) -> None:
         """Persist the deletion bitmap (and a new generation): a few bytes per 8 rows,
         then the meta rename commits both. The big arrays are not touched."""
-        directory = Path(directory)
-        token = getattr(self, "token", None)
-        if token is None:
+        if self.token is None:
             raise ValueError("save() the index before saving its bitmap")
         if generation is not None:
             self.generation = int(generation)
-        bitmap_token = secrets.token_hex(8)
-        packed = np.packbits(self.deleted)
-        target = _array_path(directory, self.model_id, token, f"deleted-{bitmap_token}")
-        _atomic_write(target, lambda h: np.save(h, packed))
-        meta = {
-            "format": FORMAT_VERSION,
-            "model_id": self.model_id,
-            "generation": self.generation,
-            "dim": self.dim,
-            "count": self.rows,
-            "live": len(self),
-            "dtype": "float16",
-            "token": token,
-            "bitmap": bitmap_token,
-        }
-        payload = json.dumps(meta, sort_keys=True).encode()
-        _atomic_write(_meta_path(directory, self.model_id), lambda h: h.write(payload))
-        self._remove_stale_files(directory, token, f"deleted-{bitmap_token}")
-
-    def _remove_stale_files(self, directory: Path, keep_token: str, keep_bitmap: str) -> None:
-        for path in directory.glob(f"{self.model_id}.*"):
-            parts = path.name[len(self.model_id) + 1 :].split(".")
-            if len(parts) != 3 or parts[2] not in ("npy", "bin"):
-                continue
-            if parts[0] != keep_token or (
-                parts[1].startswith("deleted-") and parts[1] != keep_bitmap
-            ):
-                path.unlink(missing_ok=True)
+        files.save_bitmap(self, Path(directory), self.token)
 
     @staticmethod
     def read_meta(directory: Path, model_id: str) -> dict[str, Any]:
         """Raises FileNotFoundError when no index was saved for this model."""
-        path = _meta_path(Path(directory), check_model_id(model_id))
-        meta: dict[str, Any] = json.loads(path.read_text())
-        if meta.get("format") != FORMAT_VERSION or meta.get("model_id") != model_id:
-            raise ValueError(f"index meta {path} does not describe a {model_id} index")
-        return meta
+        return files.read_meta(Path(directory), model_id)
 
     @classmethod
     def load(cls, directory: Path, model_id: str) -> FlatIndex:
         """Every large array is memory-mapped: opening costs no copy and no rebuild."""
-        directory = Path(directory)
-        meta = cls.read_meta(directory, model_id)
-        token = str(meta["token"])
-        arrays = {
-            name: np.load(_array_path(directory, model_id, token, name), mmap_mode="r")
-            for name in _ARRAYS
-        }
-        packed = np.load(_array_path(directory, model_id, token, f"deleted-{meta['bitmap']}"))
-        count, dim = int(meta["count"]), int(meta["dim"])
-        vectors = arrays["vectors"]
-        if vectors.dtype != np.float16 or vectors.shape != (count, dim):
-            raise ValueError(f"index vectors do not match meta ({count}, {dim}) float16")
-        if arrays["codes"].dtype != np.int8 or arrays["scales"].dtype != np.float32:
-            raise ValueError("index int8 codes have the wrong dtype")
+        meta, arrays, deleted = files.load_arrays(Path(directory), model_id)
         index = cls(
             model_id,
             int(meta["generation"]),
-            vectors,
+            arrays["vectors"],
             np.asarray(arrays["photo_ids"]),
             np.asarray(arrays["subject_ids"]),
             template_ids=np.asarray(arrays["template_ids"]),
-            deleted=np.unpackbits(packed, count=count).astype(bool),
+            deleted=deleted,
             codes=arrays["codes"],
             scales=np.asarray(arrays["scales"]),
         )
-        index.token = token
+        index.token = str(meta["token"])
         return index
 
     token: str | None = None
@@ -528,16 +565,3 @@ def _gather(arr: NDArray[Any], rows: NDArray[np.intp]) -> Any:
     for start in range(0, rows.shape[0], BLOCK_ROWS):
         out[start : start + BLOCK_ROWS] = arr[rows[start : start + BLOCK_ROWS]]
     return out
-
-
-def _save_chunked(handle: Any, arr: NDArray[Any]) -> None:
-    """``np.save`` header, then the data in chunks (no full in-memory copy of an mmap)."""
-    from numpy.lib import format as npformat
-
-    npformat.write_array_header_1_0(
-        handle,
-        {"descr": npformat.dtype_to_descr(arr.dtype), "fortran_order": False, "shape": arr.shape},
-    )
-    step = max(1, (64 << 20) // max(1, arr.itemsize * (arr.shape[1] if arr.ndim == 2 else 1)))
-    for start in range(0, arr.shape[0], step):
-        handle.write(np.ascontiguousarray(arr[start : start + step]).tobytes())

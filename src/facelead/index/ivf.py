@@ -1,123 +1,213 @@
-"""Optional approximate search: an inverted file (IVF) over a :class:`FlatIndex`.
+"""Optional approximate search with FAISS: compressed codes, then an exact re-rank.
 
-Off by default; nothing in the serving path builds one. A spherical k-means
-coarse quantiser splits the rows into ``nlist`` lists; a query visits the
-``nprobe`` lists whose centroids score highest, scores those rows from the int8
-codes and re-ranks a provably sufficient shortlist of them exactly in float16
-(the same shortlist rule as the exact scan). Only rows in unvisited lists can be
-missed, so recall is measured against exact search on every build
-(:func:`recall_at_k`), never assumed. Pure numpy: no extra dependency.
+Off by default: nothing in the serving path builds one, and ``faiss`` (the
+``ann`` extra, ``faiss-cpu``) is imported only here. The FAISS index is named
+by a factory string over ``x - mean``; the default is an exhaustive 4-bit
+product-quantiser fast scan (``PQ{d/2}x4fs``: 64 bytes a 256-d template, a
+quarter of the int8 scan), and an ``IVF{nlist},...`` string adds inverted
+lists with ``nprobe``. A query takes the ``rerank`` best rows by their
+compressed scores, re-scores those rows exactly from the flat index's float16
+matrix and ranks subjects exactly as the flat index does. Only rows below the
+re-rank cut (or in unvisited lists) can be missed, so recall is measured
+against exact search on every build that is given probes (:meth:`calibrate`
+raises ``rerank`` or ``nprobe`` until the target is met), never assumed.
+
+Why not IVF by default: on fused face templates the top 50 subjects of a probe
+are, apart from the mate, impostors from a dense band of scores spread over
+all of the space; measured on 100k galleries (docs/scale.md), IVF lists do
+not localise them and recall@50 >= 0.99 needed every list probed.
+
+Face templates share a large common component (mean inter-class cosine about
+0.65), which a quantiser would spend its codes on; the codes are therefore of
+``x - mean``: for a fixed query ``q . x = q . mean + q . (x - mean)``, so the
+ranking is unchanged.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from facelead.index.flat import BLOCK_ROWS, FlatIndex, Hit
+from facelead.index.flat import BLOCK_ROWS, FlatIndex, Hit, default_threads
+
+NPROBES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+"""The ``nprobe`` values :meth:`ApproxIndex.calibrate` tries for an IVF index, in order."""
+SHARD_MIN_ROWS = 65_536
+"""Below this many rows an exhaustive index stays in one shard."""
+RERANKS = (256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
+"""The ``rerank`` values it tries for an exhaustive one."""
 
 
-def _normalise(m: NDArray[np.float32]) -> NDArray[np.float32]:
-    norms = np.linalg.norm(m, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    out: NDArray[np.float32] = (m / norms).astype(np.float32)
-    return out
+def _faiss() -> Any:
+    import faiss
+
+    return faiss
 
 
-class IVFIndex:
-    """Coarse lists over a flat index's rows; the flat index keeps vectors and bitmap.
+def _shard(faiss: Any, trained: Any, n: int, threads: int, ivf: bool) -> list[Any]:
+    """``(index, first row, end row)`` per shard: an exhaustive fast scan answers one
+    query on one thread, so it is split into one contiguous shard per thread, searched
+    in parallel (``IndexShards``, ids offset in order: still row numbers). IVF indexes
+    split the lists of one query across threads themselves: one shard."""
+    count = 1 if ivf or n < SHARD_MIN_ROWS else max(1, threads)
+    per = -(-n // count)
+    parts = [trained] + [faiss.clone_index(trained) for _ in range(count - 1)]
+    return [(part, i * per, min(n, (i + 1) * per)) for i, part in enumerate(parts)]
 
-    Face templates share a large common component (mean inter-class cosine of
-    fused LFW templates is about 0.6), which a plain k-means spends its
-    centroids on. Clustering is therefore done on ``x - mean``: for a fixed
-    query ``q . x = q . mean + q . (x - mean)``, so ranking is unchanged and the
-    lists follow what actually separates identities.
-    """
 
-    def __init__(
-        self,
-        flat: FlatIndex,
-        centroids: NDArray[np.float32],
-        assign: NDArray[Any],
-        mean: NDArray[np.float32] | None = None,
-    ):
+def default_nlist(n: int) -> int:
+    """About ``1.3 sqrt(n)`` lists, a power of two (4096 at 10M, 1024 at 1M)."""
+    return int(max(1, min(n, 2 ** round(np.log2(max(1.0, 1.3 * np.sqrt(n)))))))
+
+
+def default_factory(dim: int) -> str:
+    """4-bit PQ fast scan, two dimensions per sub-quantiser (``PQ128x4fs`` at 256-d)."""
+    return f"PQ{max(1, dim // 2)}x4fs" if dim % 2 == 0 else "SQ8"
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    nprobe: int
+    rerank: int
+    recall: float
+    p50_ms: float
+    tried: tuple[tuple[int, int, float, float], ...]  # (nprobe, rerank, recall, p50 ms)
+
+
+class ApproxIndex:
+    """A FAISS index of ``x - mean`` whose ids are flat-index rows; the flat index keeps
+    the float16 vectors (exact re-rank) and the deletion bitmap."""
+
+    def __init__(self, flat: FlatIndex, index: Any, mean: NDArray[np.float32], factory: str):
         self.flat = flat
-        self.centroids = centroids
-        self.mean = np.zeros(flat.dim, np.float32) if mean is None else mean
-        order = np.argsort(assign, kind="stable")
-        self.list_rows: NDArray[np.int64] = order.astype(np.int64)
-        counts = np.bincount(assign, minlength=centroids.shape[0])
-        self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self.index = index
+        self.mean = mean
+        self.factory = factory
+        self.nprobe = 1
+        self.rerank = 2048
         self.build_seconds = 0.0
+        self.calibration: Calibration | None = None
+        self.parts: list[Any] = [index]
 
     @property
     def nlist(self) -> int:
-        return int(self.centroids.shape[0])
+        """Inverted lists (0 for an exhaustive index)."""
+        return int(getattr(self.parts[0] if self.parts else self.index, "nlist", 0))
 
     @classmethod
     def build(
         cls,
         flat: FlatIndex,
-        nlist: int | None = None,
+        factory: str | None = None,
         *,
-        sample: int = 100_000,
-        iterations: int = 10,
+        sample: int = 200_000,
         seed: int = 0,
-    ) -> IVFIndex:
+        threads: int | None = None,
+    ) -> ApproxIndex:
+        """Train on a sample of ``x - mean``, then add every row in chunks (float16 to
+        float32 one chunk at a time: peak memory is the codes plus one chunk)."""
+        faiss = _faiss()
+        faiss.omp_set_num_threads(threads or default_threads())
         started = time.perf_counter()
-        n = flat.rows
-        nlist = nlist or max(1, int(4 * np.sqrt(max(n, 1))))
-        nlist = max(1, min(nlist, n))
+        n, d = flat.rows, flat.dim
+        factory = factory or default_factory(d)
         rng = np.random.default_rng(seed)
-        pick = np.sort(rng.choice(n, size=min(n, max(sample, nlist)), replace=False))
-        raw = np.asarray(flat.vectors[pick], dtype=np.float32)
-        mean = raw.mean(axis=0).astype(np.float32)
-        train = _normalise(raw - mean)
-        del raw
-        centroids = train[rng.choice(train.shape[0], size=nlist, replace=False)].copy()
-        for _ in range(iterations):
-            labels = np.argmax(train @ centroids.T, axis=1)
-            sums = np.zeros_like(centroids)
-            np.add.at(sums, labels, train)
-            empty = np.bincount(labels, minlength=nlist) == 0
-            sums[empty] = train[rng.choice(train.shape[0], size=int(empty.sum()))]
-            centroids = _normalise(sums)
-        assign = np.empty(n, dtype=np.int64)
-        for start in range(0, n, BLOCK_ROWS // 4):
-            block = np.asarray(flat.vectors[start : start + BLOCK_ROWS // 4], dtype=np.float32)
-            block -= mean
-            assign[start : start + len(block)] = np.argmax(block @ centroids.T, axis=1)
-        index = cls(flat, centroids, assign, mean)
-        index.build_seconds = time.perf_counter() - started
-        return index
+        pick = np.sort(rng.choice(n, size=min(n, sample), replace=False))
+        train = np.asarray(flat.vectors[pick], dtype=np.float32)
+        mean = train.mean(axis=0).astype(np.float32)
+        train -= mean
+        index = faiss.index_factory(d, factory, faiss.METRIC_INNER_PRODUCT)
+        ivf = faiss.try_extract_index_ivf(index)
+        if ivf is not None:
+            ivf.cp.spherical = True
+            ivf.cp.seed = seed
+            ivf.parallel_mode = 1  # one query at a time: split its lists across threads
+        index.train(train)
+        del train
+        shards = _shard(faiss, index, n, threads or default_threads(), ivf is not None)
+        for part, lo, hi in shards:
+            for start in range(lo, hi, BLOCK_ROWS):
+                stop = min(start + BLOCK_ROWS, hi)
+                block = np.asarray(flat.vectors[start:stop], dtype=np.float32)
+                block -= mean
+                part.add(block)  # ids are row numbers: rows are added in order
+        top = index if len(shards) == 1 else faiss.IndexShards(d, True, True)
+        for part, _, _ in shards if len(shards) > 1 else []:
+            top.add_shard(part)
+        approx = cls(flat, top, mean, factory)
+        approx.parts = [part for part, _, _ in shards]  # faiss does not own its shards
+        approx.build_seconds = time.perf_counter() - started
+        return approx
 
-    def probe_rows(self, q: NDArray[np.float32], nprobe: int) -> NDArray[np.int64]:
-        nprobe = max(1, min(nprobe, self.nlist))
-        lists = np.argpartition(-(self.centroids @ q), nprobe - 1)[:nprobe]
-        parts = [self.list_rows[self.offsets[c] : self.offsets[c + 1]] for c in lists]
-        rows = np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+    def candidate_rows(self, q: NDArray[np.float32], nprobe: int, rerank: int) -> Any:
+        """The ``rerank`` best live rows by their compressed scores."""
+        if self.nlist:
+            faiss = _faiss()
+            for part in self.parts:
+                faiss.extract_index_ivf(part).nprobe = max(1, min(nprobe, self.nlist))
+        _, ids = self.index.search(q[None, :], min(rerank, self.flat.rows))
+        rows = ids[0][ids[0] >= 0]
         if self.flat.deleted.any():
             rows = rows[~self.flat.deleted[rows]]
-        return rows
+        return rows.astype(np.intp)
 
-    def search(self, query: NDArray[Any], k: int, nprobe: int = 32) -> list[Hit]:
+    def search(
+        self, query: NDArray[Any], k: int, nprobe: int | None = None, rerank: int | None = None
+    ) -> list[Hit]:
+        """Approximate top-k subjects; every returned score is exact."""
         if k < 1:
             raise ValueError("k must be at least 1")
-        if len(self.flat) == 0:
-            return []
         flat = self.flat
+        if len(flat) == 0:
+            return []
         q = flat._query(query)
-        rows = self.probe_rows(q, nprobe)
+        rows = self.candidate_rows(q, nprobe or self.nprobe, max(rerank or self.rerank, k))
         if rows.size == 0:
             return []
         approx = np.asarray(flat.codes[rows], dtype=np.float32) @ q
-        approx *= np.asarray(flat.scales)[rows]
-        short = flat.shortlist(rows, approx, q, k)
+        approx *= flat.scales[rows]
+        short = flat.shortlist(rows, approx, q, k)  # int8 bound: few float16 rows read
         return flat.rank(short, flat.exact_rows(short, q), k)
+
+    def _settings(self) -> list[tuple[int, int]]:
+        if self.nlist:
+            probes = sorted({min(p, self.nlist) for p in NPROBES})
+            return [(p, self.rerank) for p in probes]
+        rows = self.flat.rows
+        return [(1, r) for r in RERANKS if r < rows] + ([(1, rows)] if rows <= RERANKS[-1] else [])
+
+    def calibrate(
+        self,
+        queries: NDArray[Any],
+        k: int,
+        *,
+        target: float = 0.99,
+        exact: Sequence[Sequence[Hit]] | None = None,
+    ) -> Calibration:
+        """Raise ``nprobe`` (IVF) or ``rerank`` until recall@k against exact search reaches
+        ``target`` on ``queries`` (real probes); keeps and returns the first setting that
+        does (or the largest tried), with its recall and median latency."""
+        want = list(exact) if exact is not None else [self.flat.search(q, k) for q in queries]
+        tried: list[tuple[int, int, float, float]] = []
+        for nprobe, rerank in self._settings():
+            times, got = [], []
+            for q in queries:
+                start = time.perf_counter()
+                got.append(self.search(q, k, nprobe=nprobe, rerank=rerank))
+                times.append(time.perf_counter() - start)
+            recall = recall_at_k(want, got, k)
+            tried.append((nprobe, rerank, recall, float(np.median(times)) * 1e3))
+            if recall >= target:
+                break
+        nprobe, rerank, recall, p50 = tried[-1]
+        self.nprobe, self.rerank = nprobe, rerank
+        self.calibration = Calibration(nprobe, rerank, recall, p50, tuple(tried))
+        return self.calibration
 
 
 def recall_at_k(exact: Sequence[Sequence[Hit]], approx: Sequence[Sequence[Hit]], k: int) -> float:

@@ -11,7 +11,7 @@ from facelead.biometrics.decode import DecodedImage, DecodeLimits, decode_image
 from facelead.biometrics.pipeline import FacePipeline
 from facelead.config import Settings
 from facelead.index.flat import FlatIndex
-from facelead.index.manager import load_or_rebuild
+from facelead.index.manager import Refresher, load_or_rebuild
 from facelead.store import gallery as gallery_repo
 from facelead.store import lifecycle as lifecycle_repo
 from facelead.store.db import Database
@@ -116,3 +116,8 @@ class Services:
                     gallery_repo.iter_templates(session, model_id),
                 )
             return self._index
+
+    def start_index_refresher(self, interval: float = 0.25) -> Refresher:
+        """For a serving worker: keep this process's index at the database generation in
+        the background and record it under ``index/workers/`` (see index/manager.py)."""
+        return Refresher(self.index, self.settings.index_dir, interval).start()
