@@ -222,7 +222,7 @@ def test_migration_keeps_existing_tombstones(database_url: str) -> None:
 def test_an_expunged_booking_is_never_a_candidate(meds_dir: Path, tmp_path: Path) -> None:
     services = make_services(tmp_path / "home")
     refs = {
-        path: BookingRef(path.name[:4], path.name[:7], agency="MEDS")
+        path.resolve(): BookingRef(path.name[:4], path.name[:7], agency="MEDS")
         for path in sorted(meds_dir.glob("S00[1-6]-0[1-2]-t10_01.jpg"))
     }
     enrolled = [r for r in enroll_files(services, SYSTEM, sorted(refs), refs)]

@@ -22,6 +22,7 @@ from facelead.services.ansi_nist import write_transaction
 from facelead.services.audit import verify_log
 from facelead.services.importer import ImportOptions, collect, prepare_import, run_import
 from facelead.store.audit_models import AuditEvent
+from facelead.store.images import IMAGE_KEY_FILE, ImageStore, load_or_create_image_key
 from facelead.store.lifecycle_models import ImportItem
 from tests.conftest import MEDS_NAME, Installed, audit_actor, make_services, provision_token
 from tests.test_import_nist import face_of
@@ -96,14 +97,22 @@ def snapshot(home: Path) -> dict[str, Any]:
                     "WHERE action = 'gallery.enrol' AND object_type = 'photo' AND outcome = 'ok'"
                 ).fetchall()
             ),
-            "files": sorted(
-                (p.name, hashlib.sha256(p.read_bytes()).hexdigest())
-                for p in (home / "images").rglob("*")
-                if p.is_file()
-            ),
+            "files": stored_files(home),
         }
     finally:
         db.close()
+
+
+def stored_files(home: Path) -> list[tuple[str, str]]:
+    """(file name, SHA-256 of the decrypted content) of every stored photo.
+
+    Files are encrypted with a fresh nonce each time, so only the plaintext digest
+    is comparable between two imports.
+    """
+    key = load_or_create_image_key(home / "keys" / IMAGE_KEY_FILE)
+    store = ImageStore(home / "images", key)
+    names = [p.name for p in (home / "images").rglob("*") if p.is_file()]
+    return sorted((name, hashlib.sha256(store.get(name)).hexdigest()) for name in names)
 
 
 def status_counts(home: Path) -> dict[str, int]:

@@ -30,17 +30,23 @@ class YuNetDetector:
         self._net: cv2.FaceDetectorYN | None = None
         self._lock = threading.Lock()
 
-    def load(self) -> None:
-        if self._net is None:
-            path = str(verified_path(YUNET))
-            self._net = cv2.FaceDetectorYN.create(
-                path, "", (320, 320), self.score_threshold, self.nms_threshold, 5000
-            )
+    def load(self) -> cv2.FaceDetectorYN:
+        """The network, created once even when several request threads arrive together.
+
+        Without the lock two threads could each create one, and a thread could set
+        the input size on one network and then detect with the other.
+        """
+        with self._lock:
+            if self._net is None:
+                path = str(verified_path(YUNET))
+                self._net = cv2.FaceDetectorYN.create(
+                    path, "", (320, 320), self.score_threshold, self.nms_threshold, 5000
+                )
+            return self._net
 
     def predict(self, image: RGBImage) -> list[Face]:
         """Faces sorted largest first, so index 0 is the most prominent face."""
-        self.load()
-        assert self._net is not None
+        net = self.load()
         height, width = image.shape[:2]
         scale = min(1.0, MAX_DETECT_SIDE / max(height, width))
         bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
@@ -48,8 +54,8 @@ class YuNetDetector:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
         with self._lock:
-            self._net.setInputSize((bgr.shape[1], bgr.shape[0]))
-            _, rows = self._net.detect(bgr)
+            net.setInputSize((bgr.shape[1], bgr.shape[0]))
+            _, rows = net.detect(bgr)
         if rows is None:
             return []
         faces = [_face_from_row(np.asarray(row, dtype=np.float32) / scale, row[14]) for row in rows]
