@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.progress import Progress
@@ -15,6 +16,8 @@ from facelead.cli.output import console, fail
 from facelead.config import Settings
 from facelead.errors import FaceLeadError
 from facelead.eval.cache import DEFAULT_CACHE, TemplateCache
+
+_T = TypeVar("_T")
 
 eval_app = typer.Typer(
     help="Measure accuracy (NIST FRTE style): LFW 1:1 and 1:N, or 1:N on your own labelled photos.",
@@ -78,6 +81,18 @@ def _summary_table(models: dict[str, dict[str, Any]], default: str) -> Table:
     return table
 
 
+def _measured(run: Callable[[_Bar], _T]) -> _T:
+    """Run one evaluation under a progress bar; bad input or missing data: one line, exit 2."""
+    try:
+        with Progress(console=console, transient=True) as progress:
+            return run(_Bar(progress))
+    except FaceLeadError as exc:
+        fail(exc)
+    except FileNotFoundError as exc:
+        console.print(f"error [not_found]: {exc}", markup=False)
+        raise typer.Exit(2) from exc
+
+
 class _Bar:
     """Rich progress for template extraction (only shown when work is left)."""
 
@@ -135,23 +150,18 @@ def lfw(
     from facelead.eval.report import write_report
 
     model_id = model or Settings().model_id
-    try:
-        with Progress(console=console, transient=True) as progress:
-            result = run_lfw(
-                data,
-                model_id,
-                TemplateCache(cache),
-                compare or [],
-                workers,
-                _Bar(progress),
-                select,
-                tuple(pool) if pool else FUSION_POOL,
-            )
-    except FaceLeadError as exc:
-        fail(exc)
-    except FileNotFoundError as exc:
-        console.print(f"error [not_found]: {exc}")
-        raise typer.Exit(2) from exc
+    result = _measured(
+        lambda bar: run_lfw(
+            data,
+            model_id,
+            TemplateCache(cache),
+            compare or [],
+            workers,
+            bar,
+            select,
+            tuple(pool) if pool else FUSION_POOL,
+        )
+    )
     body = {"command": " ".join(["facelead", *sys.argv[1:]]), **result.as_dict()}
     console.print(_summary_table(body["models"], model_id))
     if json_path:
@@ -191,13 +201,9 @@ def folder(
     from facelead.eval.folder import run_folder
 
     model_id = model or Settings().model_id
-    try:
-        with Progress(console=console, transient=True) as progress:
-            body = run_folder(
-                csv_path, model_id, TemplateCache(cache), distractors, workers, _Bar(progress)
-            )
-    except FaceLeadError as exc:
-        fail(exc)
+    body = _measured(
+        lambda bar: run_folder(csv_path, model_id, TemplateCache(cache), distractors, workers, bar)
+    )
     console.print(_summary_table({model_id: body["models"][model_id]}, model_id))
     console.print(json.dumps(body["counts"]))
     if json_path:
@@ -272,23 +278,18 @@ def demographics(
     from facelead.eval.lfw import FUSION_POOL
 
     model_id = model or Settings().model_id
-    try:
-        with Progress(console=console, transient=True) as progress:
-            result = run_demographics(
-                data,
-                model_id,
-                TemplateCache(cache),
-                fmr,
-                Bootstrap(resamples=resamples),
-                workers,
-                _Bar(progress),
-                tuple(pool) if pool else FUSION_POOL,
-            )
-    except FaceLeadError as exc:
-        fail(exc)
-    except FileNotFoundError as exc:
-        console.print(f"error [not_found]: {exc}")
-        raise typer.Exit(2) from exc
+    result = _measured(
+        lambda bar: run_demographics(
+            data,
+            model_id,
+            TemplateCache(cache),
+            fmr,
+            Bootstrap(resamples=resamples),
+            workers,
+            bar,
+            tuple(pool) if pool else FUSION_POOL,
+        )
+    )
     body = {"command": " ".join(["facelead", *sys.argv[1:]]), **result}
     for key, entry in body["models"].items():
         ratio = entry["verification"]["women_men_fmr_ratio"]["ratio"]
