@@ -149,7 +149,12 @@ def test_dry_run_and_real_run_agree(meds_dir: Path, tmp_path: Path) -> None:
     dry_cli = _cli(home, token, "retention", "run", "--at", years)
     assert dry_cli.returncode == 0, dry_cli.stderr
     assert _state(services)[0].get(ids["C"])  # still there after the CLI dry run
-    real_cli = _cli(home, token, "retention", "run", "--apply", "--at", years)
+    early = _cli(home, token, "retention", "run", "--apply", "--at", years)
+    assert early.returncode == 2 and "retention_in_future" in early.stderr, early.stderr
+    assert len(early.stderr.strip().splitlines()) == 1 and "Traceback" not in early.stderr
+    assert _state(services)[0].get(ids["C"])  # refused: nothing deleted
+    _backdate(services, dt.timedelta(days=6 * 366))  # six years pass instead
+    real_cli = _cli(home, token, "retention", "run", "--apply")
     assert real_cli.returncode == 0, real_cli.stderr
     assert (
         _rows(dry_cli.stdout)
@@ -169,6 +174,16 @@ def test_dry_run_and_real_run_agree(meds_dir: Path, tmp_path: Path) -> None:
     assert sorted(int(o) for o, _ in events) == sorted([ids["A"], ids["C"], ids["D"]])
     assert all(d["candidates_deleted"] >= 0 for _, d in events)
     assert total and total > 10  # the audit log itself is never purged
+
+
+def _backdate(services: Services, by: dt.timedelta) -> None:
+    """Move every date the rules read into the past, as if ``by`` had gone by."""
+    with services.db.session() as session:
+        for search in session.scalars(sa.select(SearchRecord)):
+            search.created_at -= by
+        for case in session.scalars(sa.select(CaseRecord)):
+            if case.closed_at is not None:
+                case.closed_at -= by
 
 
 def _probe_sha(services: Services, search_id: int) -> str:

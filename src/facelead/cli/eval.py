@@ -43,6 +43,15 @@ ModelOption = Annotated[
 JsonOption = Annotated[
     Path | None, typer.Option("--json", help="Write the results as JSON to this file.")
 ]
+PoolOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--pool",
+        help="Single embedders to measure beside --model, and the ones the fusion search may "
+        "combine (repeatable; default: sface-flip, facenet-v2, dlib-v2). Each one not in the "
+        "cache means a pass over all photos: fewer means a faster first run.",
+    ),
+]
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -134,14 +143,7 @@ def lfw(
         bool,
         typer.Option("--select/--no-select", help="Run the cross-validated fusion weight search."),
     ] = True,
-    pool: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--pool",
-            help="Embedders the fusion search may combine (repeatable; default: "
-            "sface-flip, facenet-v2, dlib-v2). Fewer means a faster first run.",
-        ),
-    ] = None,
+    pool: PoolOption = None,
     workers: WorkersOption = 2,
 ) -> None:
     """LFW 10-fold 1:1 verification and NIST-style 1:N, per model and fused."""
@@ -260,14 +262,7 @@ def demographics(
             "--resamples", min=10, help="Bootstrap resamples over people for the 95% intervals."
         ),
     ] = 1000,
-    pool: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--pool",
-            help="Single models to report beside --model (repeatable; default: sface-flip, "
-            "facenet-v2, dlib-v2). Each one not in the cache means a pass over all photos.",
-        ),
-    ] = None,
+    pool: PoolOption = None,
     cache: CacheOption = DEFAULT_CACHE,
     workers: WorkersOption = 2,
 ) -> None:

@@ -23,6 +23,7 @@ from rich.text import Text
 from facelead.cli.auth import UserOption, current_actor
 from facelead.cli.output import console
 from facelead.config import Settings
+from facelead.errors import InputError
 from facelead.services.backup import backup
 from facelead.services.context import Services
 from facelead.services.importer import (
@@ -123,6 +124,25 @@ def _print_summary(outcomes: list[ItemOutcome]) -> None:
         console.print(table)
 
 
+def _retention_instant(at: str | None, apply: bool) -> dt.datetime | None:
+    """``--at`` as a UTC instant. A dry run may look ahead ("what goes on 1 March?");
+    a real run may not: deleting as of a future date would destroy probes and candidate
+    lists before their retention period ends."""
+    if at is None:
+        return None
+    try:
+        day = dt.date.fromisoformat(at)
+    except ValueError:
+        raise InputError(f"--at {at!r} is not a date (YYYY-MM-DD)", code="invalid_date") from None
+    if apply and day > dt.datetime.now(dt.UTC).date():
+        raise InputError(
+            f"--apply as of {day} is in the future: records would be deleted before their "
+            "retention period ends (a dry run may look ahead)",
+            code="retention_in_future",
+        )
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+
+
 @retention_app.command("run")
 def retention_run(
     apply: Annotated[
@@ -134,9 +154,9 @@ def retention_run(
     user: UserOption = None,
 ) -> None:
     """Delete probe images and candidate lists past their retention period (dry run first)."""
+    now = _retention_instant(at, apply)
     svc = services()
     actor = current_actor(svc, user)
-    now = dt.datetime.combine(dt.date.fromisoformat(at), dt.time(), tzinfo=dt.UTC) if at else None
     if apply:
         report = apply_retention(svc, actor, now)
         plan = report.plan
