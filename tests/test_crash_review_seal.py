@@ -16,22 +16,19 @@ so n = 2 kills while files are deleted and the index rebuilt). Afterwards:
   image file the kill left behind, after which no file of the sealed subject remains.
 
 ``make test`` kills each command 3 times; ``make stress`` (FACELEAD_STRESS=1) 12 times.
-The checks after each kill run the same console-script entry point in-process
-(tests/test_cli_roles.invoke) to keep the run short; only the killed command
-needs its own process.
+The kill loop and the checks after each kill are tests/crash_helpers.py; they run
+the console-script entry point in-process to keep the run short, and only the
+killed command needs its own process.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
+import functools
 import random
 import shutil
 import signal
-import sqlite3
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,14 +50,23 @@ from facelead.services.lifecycle import subject_hash
 from facelead.services.review import assign_reviewer, dispose, record_features
 from facelead.services.search import submit_search
 from tests.conftest import install
+from tests.crash_helpers import (
+    FACELEAD,
+    STRESS,
+    KillPoint,
+    Target,
+    check_consistent,
+    cli_env,
+    kill_loop,
+    read_only,
+    snapshot,
+)
 from tests.test_cli_roles import Ran, invoke
 
 pytestmark = pytest.mark.models
 
-FACELEAD = Path(sys.executable).parent / "facelead"
 SEED = 2027
-STRESS = os.environ.get("FACELEAD_STRESS") == "1"
-POLL_S, MAX_POLLS = 0.005, 24000  # a bounded wait: two minutes at most for the login event
+POLL_S = 0.005
 CERTIFIED = dt.date.today() + dt.timedelta(days=90)
 PEOPLE = {
     "ivy": "investigator",
@@ -103,41 +109,6 @@ SCENARIOS = {
     ),
 }  # fmt: skip
 
-# Everything but the audit log (it grows with every login and check) and moments in time.
-SKIPPED_TABLES = {"audit_events", "audit_head", "audit_checkpoints", "alembic_version"}
-
-
-def snapshot(home: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table, without timestamps, ordered: the database's state."""
-    conn = sqlite3.connect(f"file:{home / 'facelead.db'}?mode=ro", uri=True, timeout=10)
-    try:
-        tables = [
-            row[0]
-            for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-            if row[0] not in SKIPPED_TABLES and not row[0].startswith("sqlite_")
-        ]
-        state = {}
-        for table in sorted(tables):
-            columns = [
-                name
-                for _, name, kind, *_ in conn.execute(f'PRAGMA table_info("{table}")')
-                if not name.endswith("_at") and "DATETIME" not in kind.upper()
-            ]
-            listed = ", ".join(f'"{c}"' for c in columns)
-            rows = conn.execute(f'SELECT {listed} FROM "{table}"').fetchall()
-            state[table] = sorted(rows, key=repr)
-        return state
-    finally:
-        conn.close()
-
-
-def audit_count(home: Path) -> int:
-    conn = sqlite3.connect(f"file:{home / 'facelead.db'}?mode=ro", uri=True, timeout=10)
-    try:
-        return int(conn.execute("SELECT COUNT(*) FROM audit_events").fetchone()[0])
-    finally:
-        conn.close()
-
 
 @dataclass
 class Prepared:
@@ -152,6 +123,13 @@ class Prepared:
 
     def cli(self, home: Path, who: str, *argv: str) -> Ran:
         return invoke(home, list(argv), FACELEAD_TOKEN=self.tokens[who])
+
+    def target(self, name: str, n: int) -> Target:
+        """Kill ``n`` of scenario ``name``: its own copy of the prepared home."""
+        scenario = SCENARIOS[name]
+        home = self.copy(scenario.home, f"{name}-{n}")
+        token = self.tokens[scenario.who]
+        return Target(home, scenario.argv, token, self.tokens["rita"], self.tokens["audra"])
 
 
 def _actor(services: Services, token: str) -> Actor:
@@ -212,43 +190,14 @@ def prepared(meds_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     yield Prepared({"review": root / "base-review", "verify": root / "base-verify"}, tokens, root)
 
 
-def kill_run(home: Path, token: str, argv: tuple[str, ...], after: int, delay: float) -> int:
-    """Start ``facelead ARGV``; SIGKILL it ``delay`` s after its ``after``-th audit event."""
-    env = {**os.environ, "FACELEAD_HOME": str(home), "FACELEAD_TOKEN": token}
-    env.pop("FACELEAD_DATABASE_URL", None)
-    base = audit_count(home)
-    proc = subprocess.Popen(
-        [str(FACELEAD), *argv],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        for _ in range(MAX_POLLS):
-            if proc.poll() is not None or audit_count(home) >= base + after:
-                break
-            time.sleep(POLL_S)
-        time.sleep(delay)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    return proc.returncode
-
-
 def reference(prepared: Prepared, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The state before the command and after one clean, complete run of it."""
     scenario = SCENARIOS[name]
     home = prepared.copy(scenario.home, f"reference-{name}")
     before = snapshot(home)
-    token = prepared.tokens[scenario.who]
-    env = {**os.environ, "FACELEAD_HOME": str(home), "FACELEAD_TOKEN": token}
-    env.pop("FACELEAD_DATABASE_URL", None)
     done = subprocess.run(
         [str(FACELEAD), *scenario.argv],
-        env=env,
+        env=cli_env(home, prepared.tokens[scenario.who]),
         capture_output=True,
         text=True,
         timeout=300,
@@ -257,16 +206,10 @@ def reference(prepared: Prepared, name: str) -> tuple[dict[str, Any], dict[str, 
     assert done.returncode == 0, done.stderr
     after = snapshot(home)
     assert before != after, f"{name} changed nothing: the test could not tell"
-    check_consistent(prepared, home)  # a clean run is consistent (a seal keeps cited stubs)
+    # A clean run is consistent (a seal keeps the stubs of photos past candidate lists cite).
+    check_consistent(home, prepared.tokens["rita"], prepared.tokens["audra"])
     shutil.rmtree(home)
     return before, after
-
-
-def check_consistent(prepared: Prepared, home: Path) -> None:
-    doctor = prepared.cli(home, "rita", "doctor")
-    assert doctor.code == 0 and "OK: 0 errors" in doctor.out, doctor
-    verify = prepared.cli(home, "audra", "audit", "verify")
-    assert verify.code == 0 and verify.out.startswith("OK"), verify
 
 
 def sealed_files_left(home: Path, before: dict[str, Any]) -> list[str]:
@@ -280,7 +223,7 @@ def sealed_files_left(home: Path, before: dict[str, Any]) -> list[str]:
 
 
 def sqlite_columns(home: Path, table: str) -> list[str]:
-    conn = sqlite3.connect(f"file:{home / 'facelead.db'}?mode=ro", uri=True)
+    conn = read_only(home)
     try:
         return [
             name
@@ -310,24 +253,24 @@ def rerun(prepared: Prepared, name: str, home: Path, landed: str) -> None:
 def run_kills(prepared: Prepared, name: str, kills: int) -> list[tuple[int, float, str, int]]:
     scenario = SCENARIOS[name]
     before, after = reference(prepared, name)
-    rng = random.Random(f"{SEED}-{name}")
-    happened = []
-    for n in range(kills):
-        home = prepared.copy(scenario.home, f"{name}-{n}")
+
+    def aim(n: int, rng: random.Random) -> KillPoint:
         point, max_delay = scenario.kill_points[n % len(scenario.kill_points)]
-        delay = rng.uniform(0.0, max_delay)
-        code = kill_run(home, prepared.tokens[scenario.who], scenario.argv, point, delay)
+        return KillPoint(events=point, delay=rng.uniform(0.0, max_delay))
+
+    happened = []
+    target = functools.partial(prepared.target, name)
+    for kill in kill_loop(kills, f"{SEED}-{name}", target, aim, poll_s=POLL_S):
+        home = kill.home
         state = snapshot(home)
-        assert state in (before, after), f"{name} kill {n}: half-written state"
+        assert state in (before, after), f"{name} kill {kill.n}: half-written state"
         landed = "before" if state == before else "after"
-        check_consistent(prepared, home)
         rerun(prepared, name, home, landed)
-        assert snapshot(home) == after, f"{name} kill {n}: the rerun did not complete it"
-        check_consistent(prepared, home)
+        assert snapshot(home) == after, f"{name} kill {kill.n}: the rerun did not complete it"
+        check_consistent(home, prepared.tokens["rita"], prepared.tokens["audra"])
         if name == "seal":
             assert sealed_files_left(home, before) == []
-        happened.append((point, round(delay, 3), landed, code))
-        shutil.rmtree(home)
+        happened.append((kill.point.events, round(kill.point.delay, 3), landed, kill.code))
     assert any(code == -signal.SIGKILL for *_, code in happened), f"{name}: nothing was killed"
     return happened
 
