@@ -136,6 +136,8 @@ COMMANDS: dict[tuple[str, ...], Entry] = {
     ("gallery", "stats"): entry("gallery|stats", roles(REC, ADM, SUP, AUD), "gallery.read"),
     ("gallery", "sweep"): entry("gallery|sweep", roles(REC, ADM), "gallery.purge"),
     ("import",): entry("import|{manifest}|--workers|1", roles(REC, ADM), "gallery.enrol"),
+    ("keys", "retire-image-keys"): entry("keys|retire-image-keys", roles(ADM), "system.key_rotate"),
+    ("keys", "rotate-image-key"): entry("keys|rotate-image-key", roles(ADM), "system.key_rotate"),
     ("lead", "report"): entry("lead|report|999|--out|{out}", roles(INV, EXA, SUP), "lead.report"),
     ("report", "transparency"): entry(
         "report|transparency|--from|2026-01|--to|2026-01|--format|csv|--out|{out}/t.csv",

@@ -21,12 +21,15 @@ from facelead.domain.access import Actor
 from facelead.errors import ConfigurationError, FaceLeadError
 from facelead.services.context import Services
 from facelead.services.doctor import diagnose
+from facelead.store import image_keys
+from facelead.store.image_keys import ImageKeyring, entry_path
 from facelead.store.images import (
     HEADER_LEN,
     IMAGE_KEY_FILE,
     MAGIC,
     ImageIntegrityError,
     ImageStore,
+    key_id,
     load_or_create_image_key,
     parse_image_key,
 )
@@ -200,3 +203,35 @@ def test_doctor_reports_plaintext_files_and_repair_seals_them(
     assert services.images.path(shas[1]).read_bytes() == bytes(bad)  # left for a person
     assert diagnose(services, rita).counts() == {"unencrypted_file": 1}
     services.db.dispose()
+
+
+def test_a_keyring_opens_every_key_it_holds_and_seals_with_the_current(tmp_path: Path) -> None:
+    """What a key rotation relies on (tests/test_image_key_rotation.py): files sealed under
+    any key of the keyring open, new files are sealed under the current key, and a live
+    store notices keys added or switched by another process."""
+    third = bytes(range(64, 96))
+    keys_dir = tmp_path / "keys"
+    image_keys.write_key_file(keys_dir / IMAGE_KEY_FILE, KEY)
+    store = ImageStore(tmp_path / "images", ImageKeyring(keys_dir))
+    old = store.put(b"sealed under the first key")
+    assert store.sealed_with(old) == key_id(KEY)
+    newer = sealed(tmp_path, OTHER_KEY).put(b"sealed under another key")
+    with pytest.raises(ImageIntegrityError) as err:
+        store.get(newer)  # not in the keyring (yet)
+    assert err.value.code == "image_key_mismatch"
+    entry = entry_path(keys_dir, key_id(OTHER_KEY))
+    image_keys.write_key_file(entry, OTHER_KEY)  # added by another process after the start
+    assert store.get(newer) == b"sealed under another key"
+    assert stat.S_IMODE(entry.stat().st_mode) == 0o600
+    image_keys.install_current_key(keys_dir, third)  # the key file switched under a live store
+    switched = store.put(b"written after the switch")
+    assert store.sealed_with(switched) == key_id(third)
+    assert store.get(switched) == b"written after the switch"
+    with pytest.raises(ImageIntegrityError):
+        store.get(old)  # the first key is nowhere any more
+    image_keys.write_key_file(entry_path(keys_dir, key_id(KEY)), KEY)
+    assert store.get(old) == b"sealed under the first key"  # kept as a keyring entry
+    entry.write_text(KEY.hex())  # an entry holding another key than its name says
+    with pytest.raises(ConfigurationError) as bad:
+        ImageKeyring(keys_dir)
+    assert bad.value.code == "invalid_image_key"

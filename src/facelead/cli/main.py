@@ -14,6 +14,7 @@ from facelead.cli.cases import case_app
 from facelead.cli.doctor import doctor_command
 from facelead.cli.eval import eval_app
 from facelead.cli.gallery import gallery_app
+from facelead.cli.keys import keys_app
 from facelead.cli.lifecycle import backup_command, import_command, restore_command, retention_app
 from facelead.cli.output import banner, console, fail
 from facelead.cli.report import report_app
@@ -45,6 +46,7 @@ app.add_typer(lead_app, name="lead")
 app.add_typer(corroborate_app, name="corroborate")
 app.add_typer(eval_app, name="eval")
 app.add_typer(report_app, name="report")
+app.add_typer(keys_app, name="keys")
 app.command("serve")(serve_command)
 app.command("doctor")(doctor_command)
 

@@ -57,6 +57,7 @@ class Action(StrEnum):
     RETENTION_RUN = "retention.run"
     SYSTEM_BACKUP = "system.backup"
     SYSTEM_RESTORE = "system.restore"
+    SYSTEM_KEY_ROTATE = "system.key_rotate"
 
 
 _R = Role
@@ -96,6 +97,7 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.RETENTION_RUN: frozenset({_R.RECORDS, _R.ADMIN}),
     Action.SYSTEM_BACKUP: frozenset({_R.ADMIN}),
     Action.SYSTEM_RESTORE: frozenset({_R.ADMIN}),
+    Action.SYSTEM_KEY_ROTATE: frozenset({_R.ADMIN}),  # image key rotation and retirement
 }
 
 NEEDS_TRAINING: frozenset[Action] = frozenset(

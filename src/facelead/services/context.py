@@ -15,12 +15,8 @@ from facelead.index.manager import Refresher, load_or_rebuild
 from facelead.store import gallery as gallery_repo
 from facelead.store import lifecycle as lifecycle_repo
 from facelead.store.db import Database
-from facelead.store.images import (
-    IMAGE_KEY_FILE,
-    ImageStore,
-    load_or_create_image_key,
-    parse_image_key,
-)
+from facelead.store.image_keys import ImageKeyring
+from facelead.store.images import ImageStore, parse_image_key
 
 ACTIVE_MODEL = "active_model"
 """Settings-table key naming the model id searches use after a re-templating switch."""
@@ -48,20 +44,26 @@ class Services:
         return db
 
     @cached_property
+    def image_keyring(self) -> ImageKeyring:
+        """Keys of both image stores: FACELEAD_IMAGE_KEY, else the key file, seals; the
+        keyring's entries (a rotation's old keys) still open (store/image_keys.py)."""
+        secret = self.settings.image_key
+        env_key = parse_image_key(secret.get_secret_value()) if secret is not None else None
+        return ImageKeyring(self.settings.keys_dir, env_key)
+
+    @property
     def image_key(self) -> bytes:
-        """AES-256-GCM key of both image stores: FACELEAD_IMAGE_KEY, else the key file."""
-        if self.settings.image_key is not None:
-            return parse_image_key(self.settings.image_key.get_secret_value())
-        return load_or_create_image_key(self.settings.keys_dir / IMAGE_KEY_FILE)
+        """The AES-256-GCM key new image files are sealed with."""
+        return self.image_keyring.current()
 
     @cached_property
     def images(self) -> ImageStore:
-        return ImageStore(self.settings.images_dir, self.image_key)
+        return ImageStore(self.settings.images_dir, self.image_keyring)
 
     @cached_property
     def probes(self) -> ImageStore:
         """Searched probe images: their own content-addressed area, never the gallery's."""
-        return ImageStore(self.settings.probes_dir, self.image_key)
+        return ImageStore(self.settings.probes_dir, self.image_keyring)
 
     def active_model_id(self) -> str:
         """The model every search and enrolment uses: the one switched to by a completed

@@ -14,7 +14,12 @@ records bureau must be able to clean up. The doctor reports:
   finished), ``foreign_file`` (not named by a SHA-256: reported only),
   ``stale_index`` (a saved index at another generation than the database) and
   ``unencrypted_file`` (an image written in plaintext before encryption at rest
-  was turned on, or restored from a backup: readable, but not protected).
+  was turned on, or restored from a backup: readable, but not protected) and
+  ``retired_key_file`` (sealed under a key of the keyring other than the current
+  one: an image key rotation is unfinished, ``facelead keys rotate-image-key``);
+- and the error ``unknown_key_file``: a file sealed under a key the keyring does
+  not hold (a key retired too early, or a file from another deployment), which
+  nothing can open.
 
 ``repair`` deletes orphan and temporary files older than a grace period (a
 file younger than that may belong to an enrolment or search that has not
@@ -46,14 +51,22 @@ from facelead.services.lifecycle import rebuild_indexes
 from facelead.services.uow import perform
 from facelead.store import gallery as gallery_repo
 from facelead.store.case_models import ProbeRecord
-from facelead.store.images import ImageIntegrityError, ImageStore, is_sealed_file
+from facelead.store.images import ImageIntegrityError, ImageStore
 from facelead.store.lifecycle_models import TombstonePhoto
 from facelead.store.models import Photo, Template
 
 GRACE = dt.timedelta(minutes=15)
 """Files younger than this may belong to a transaction still in flight: never deleted."""
 
-ERRORS = frozenset({"photo_without_file", "template_without_photo", "audit_chain", "altered_file"})
+ERRORS = frozenset(
+    {
+        "photo_without_file",
+        "template_without_photo",
+        "audit_chain",
+        "altered_file",
+        "unknown_key_file",
+    }
+)
 _SHA = re.compile(r"[0-9a-f]{64}")
 
 
@@ -122,9 +135,27 @@ def _file_findings(
             found.append((Finding("orphan_file", name, f"no record references this {what}"), item))
         elif item.path != root / item.sha[:2] / item.sha[2:4] / item.sha:
             found.append((Finding("foreign_file", name, "filed under the wrong folder"), item))
-        elif store.encrypted and not is_sealed_file(item.path):
-            found.append((Finding("unencrypted_file", name, f"{what} stored in plaintext"), item))
+        elif store.encrypted and (sealing := _sealing(store, item.sha, name, what)):
+            found.append((sealing, item))
     return found
+
+
+def _sealing(store: ImageStore, sha: str, name: str, what: str) -> Finding | None:
+    """A file of an encrypted store not sealed under the current key, and what that means."""
+    kid = store.sealed_with(sha)
+    if kid is None:
+        return Finding("unencrypted_file", name, f"{what} stored in plaintext")
+    if kid == store.current_key_id:
+        return None
+    if store.knows_key(kid):
+        detail = f"{what} sealed under retired image key {kid.hex()}: a key rotation is unfinished"
+        return Finding("retired_key_file", name, detail)
+    try:
+        store.get(sha)  # a plaintext image that merely begins with the sealed-file header
+    except ImageIntegrityError:
+        detail = f"{what} sealed under image key {kid.hex()}, which no key file holds"
+        return Finding("unknown_key_file", name, detail)
+    return None
 
 
 def _seal(store: ImageStore, finding: Finding, item: _StoreFile) -> Finding:

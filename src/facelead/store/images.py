@@ -16,6 +16,11 @@ altered file is a typed ``image_integrity`` error, never silently wrong pixels.
 
 Files written before encryption (no magic header) stay readable; ``facelead
 doctor`` reports them as ``unencrypted_file`` and ``--repair`` seals them.
+
+A store may be given a *keyring* instead of one key (``store.image_keys``): it
+seals with the keyring's current key and opens a file with whichever key the
+file's header names, so a key rotation can re-seal file by file while every
+file stays readable.
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ import os
 import re
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -80,8 +87,26 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _write_atomic(target: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``target``, fsync it, rename it into place."""
+def _same_file(target: Path, expect: os.stat_result) -> bool:
+    """Whether ``target`` is still the file once seen as ``expect`` (not deleted, replaced
+    or rewritten since)."""
+    try:
+        now = target.stat()
+    except FileNotFoundError:
+        return False
+    return (now.st_dev, now.st_ino, now.st_mtime_ns) == (
+        expect.st_dev,
+        expect.st_ino,
+        expect.st_mtime_ns,
+    )
+
+
+def _write_atomic(target: Path, data: bytes, expect: os.stat_result | None = None) -> bool:
+    """Write ``data`` to a temporary file beside ``target``, fsync it, rename it into place.
+
+    ``expect``: replace only a file that is still the one read earlier (a re-seal
+    racing a retention purge must not bring the purged image back); False if not.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
     try:
@@ -89,12 +114,16 @@ def _write_atomic(target: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        if expect is not None and not _same_file(target, expect):
+            os.unlink(tmp_name)
+            return False
         os.replace(tmp_name, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
     _fsync_dir(target.parent)
+    return True
 
 
 # --- keys -------------------------------------------------------------------------
@@ -160,27 +189,84 @@ def is_sealed_file(path: Path) -> bool:
         return handle.read(len(MAGIC)) == MAGIC
 
 
+def sealed_key_id(path: Path) -> bytes | None:
+    """The key id in a sealed file's header; None for a plaintext file (reads 16 bytes)."""
+    with path.open("rb") as handle:
+        head = handle.read(len(MAGIC) + KEY_ID_LEN)
+    if len(head) < len(MAGIC) + KEY_ID_LEN or not head.startswith(MAGIC):
+        return None
+    return head[len(MAGIC) :]
+
+
+class KeySource(Protocol):
+    """Where a store's keys come from: one to seal with, any number to open with."""
+
+    def current(self) -> bytes:
+        """The key new files are sealed with."""
+        ...
+
+    def key_for(self, kid: bytes) -> bytes | None:
+        """The key whose id is ``kid``, if this source holds it."""
+        ...
+
+
+class FixedKey:
+    """A single key that both seals and opens: a store given plain key bytes."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != KEY_LEN:
+            raise ConfigurationError("the image key must be 32 bytes", code="invalid_image_key")
+        self._key = key
+        self._id = key_id(key)
+
+    def current(self) -> bytes:
+        return self._key
+
+    def key_for(self, kid: bytes) -> bytes | None:
+        return self._key if kid == self._id else None
+
+
 # --- the store --------------------------------------------------------------------
 
 
 class ImageStore:
     """Files laid out as ``root/ab/cd/<sha256>``; two levels keep directories small.
 
-    ``key``: the AES-256-GCM key new files are sealed with; None writes plaintext
-    (a backup's own copy, tests of the layout). Reading accepts both kinds.
+    ``key``: the AES-256-GCM key new files are sealed with, or a keyring (its
+    current key seals, any of its keys opens); None writes plaintext (a backup's
+    own copy, tests of the layout). Reading accepts both kinds.
     """
 
-    def __init__(self, root: Path, key: bytes | None = None) -> None:
+    def __init__(self, root: Path, key: bytes | KeySource | None = None) -> None:
         self.root = Path(root)
-        if key is not None and len(key) != KEY_LEN:
-            raise ConfigurationError("the image key must be 32 bytes", code="invalid_image_key")
-        self._aead = AESGCM(key) if key is not None else None
-        self._key_id = key_id(key) if key is not None else None
+        self._keys: KeySource | None = FixedKey(key) if isinstance(key, bytes) else key
 
     @property
     def encrypted(self) -> bool:
         """Whether new files are sealed."""
-        return self._aead is not None
+        return self._keys is not None
+
+    @property
+    def current_key_id(self) -> bytes | None:
+        """Id of the key new files are sealed with (None: plaintext store)."""
+        return key_id(self._keys.current()) if self._keys is not None else None
+
+    def knows_key(self, kid: bytes) -> bool:
+        """Whether a file sealed under the key ``kid`` can be opened by this store."""
+        return self._keys is not None and self._keys.key_for(kid) is not None
+
+    def addresses(self) -> Iterator[str]:
+        """Every image filed at its own address, in order (temporary and foreign files skipped)."""
+        if not self.root.is_dir():
+            return
+        for path in sorted(self.root.glob("??/??/*")):
+            named = _SHA256_RE.fullmatch(path.name) is not None
+            if named and path == self.path(path.name) and path.is_file():
+                yield path.name
+
+    def sealed_with(self, sha: str) -> bytes | None:
+        """The key id in the stored file's header (None: plaintext)."""
+        return sealed_key_id(self.path(sha))
 
     def path(self, sha: str) -> Path:
         _check_sha(sha)
@@ -221,10 +307,26 @@ class ImageStore:
         The plaintext must still match its address: an altered file is reported
         (``image_integrity``), never sealed, so sealing cannot launder tampering.
         """
-        if self._aead is None or self.is_sealed(sha):
+        if self._keys is None or self.is_sealed(sha):
             return False
         _write_atomic(self.path(sha), self._seal(sha, self.get(sha)))
         return True
+
+    def reseal(self, sha: str, key: bytes) -> bool:
+        """Re-write one file sealed under ``key`` (key rotation); True if it was re-written.
+
+        The file is opened and fully checked first (tag, then SHA-256), so only
+        intact bytes are re-sealed; the new file replaces the old atomically, and
+        only if it is still the file that was read (a concurrent purge wins).
+        """
+        path = self.path(sha)
+        try:
+            before = path.stat()
+        except FileNotFoundError:
+            return False
+        if sealed_key_id(path) == key_id(key):
+            return False
+        return _write_atomic(path, self._seal(sha, self.get(sha), key), expect=before)
 
     def delete(self, sha: str) -> bool:
         """Remove the bytes (retention purge, sealing); True if something was removed."""
@@ -240,12 +342,14 @@ class ImageStore:
                 break
         return True
 
-    def _seal(self, sha: str, data: bytes) -> bytes:
-        if self._aead is None or self._key_id is None:
-            return data
+    def _seal(self, sha: str, data: bytes, key: bytes | None = None) -> bytes:
+        if key is None:
+            if self._keys is None:
+                return data
+            key = self._keys.current()
         nonce = os.urandom(NONCE_LEN)  # random 96-bit nonce per file: never reused in practice
-        header = MAGIC + self._key_id + nonce
-        return header + self._aead.encrypt(nonce, data, header + sha.encode("ascii"))
+        header = MAGIC + key_id(key) + nonce
+        return header + AESGCM(key).encrypt(nonce, data, header + sha.encode("ascii"))
 
     def _open(self, sha: str, raw: bytes) -> bytes:
         try:
@@ -256,7 +360,7 @@ class ImageStore:
             raise
 
     def _decrypt(self, sha: str, raw: bytes) -> bytes:
-        if self._aead is None:
+        if self._keys is None:
             raise ConfigurationError(
                 "stored image is encrypted and no image key is configured "
                 "(FACELEAD_IMAGE_KEY or FACELEAD_HOME/keys/" + IMAGE_KEY_FILE + ")",
@@ -265,13 +369,14 @@ class ImageStore:
         header = raw[:HEADER_LEN]
         if len(raw) < HEADER_LEN + 16:
             raise ImageIntegrityError("stored image is truncated", sha256=sha)
-        if header[len(MAGIC) : len(MAGIC) + KEY_ID_LEN] != self._key_id:
+        key = self._keys.key_for(header[len(MAGIC) : len(MAGIC) + KEY_ID_LEN])
+        if key is None:
             raise ImageIntegrityError(
                 "stored image was sealed with another image key", code="image_key_mismatch",
                 sha256=sha,
             )  # fmt: skip
         try:
-            return self._aead.decrypt(header[-NONCE_LEN:], raw[HEADER_LEN:], header + sha.encode())
+            return AESGCM(key).decrypt(header[-NONCE_LEN:], raw[HEADER_LEN:], header + sha.encode())
         except InvalidTag:
             raise ImageIntegrityError(
                 "stored image failed its authentication tag: altered or moved", sha256=sha
