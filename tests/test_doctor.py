@@ -199,3 +199,67 @@ def test_a_fresh_install_is_consistent(tmp_path: Path) -> None:
     installed = install(tmp_path / "home")
     assert diagnose(installed.services, installed.admin).ok
     installed.services.db.dispose()
+
+
+def _search_with_probe(services: Services, number: str, probe: bytes) -> tuple[int, str]:
+    """A recorded search and its probe file, written as the search service would."""
+    from facelead.store import cases as case_repo
+
+    who = case_repo.UserRef("ivan")
+    with services.db.session() as session:
+        case = case_repo.add_case(session, number, "LACRIS", "robbery", who)
+        sha = services.probes.put(probe)
+        row = case_repo.add_probe(
+            session, image_sha256=sha, source_type="cctv-still", how_obtained="x",
+            captured_by="y", edits=[], image_format="jpeg", width=1, height=1,
+        )  # fmt: skip
+        search = case_repo.add_search(
+            session, case_id=case.id, probe_id=row.id, requester_username="ivan",
+            requester_agency="LACRIS", purpose="criminal-investigation", justification="j",
+            model_id="fusion-v3", face_index=0, faces_found=1, top_k=1, gallery_size=0,
+            quality={}, quality_failures=[], status="no_lead",
+        )  # fmt: skip
+        return int(search.id), sha
+
+
+def test_missing_probes_and_index_leftovers_are_found(installed: Installed) -> None:
+    """A probe a search still needs must be on disk (retention may delete released ones);
+    a killed index save leaves a temporary file that only the doctor ever removes."""
+    from facelead.store import retention as retention_repo
+
+    services, admin = installed.services, installed.admin
+    needed, needed_sha = _search_with_probe(services, "DOC-P-1", b"probe still needed")
+    released, released_sha = _search_with_probe(services, "DOC-P-2", b"probe released")
+    with services.db.session() as session:
+        retention_repo.add_action(
+            session, search_id=released, rule="no_lead", probe_sha256=released_sha,
+            probe_file_deleted=True, candidates_deleted=0, dispositions_deleted=0,
+            applied_by="rita",
+        )  # fmt: skip
+    services.probes.path(released_sha).unlink()  # retention's own deletion: fine
+    assert diagnose(services, admin).ok
+    services.probes.path(needed_sha).unlink()  # lost: an error, never repaired
+    index_dir = services.settings.index_dir / "fusion-v3"
+    index_dir.mkdir(parents=True, exist_ok=True)
+    old_tmp, new_tmp = index_dir / ".tmp-killed", index_dir / ".tmp-writing"
+    old_tmp.write_bytes(b"\0" * 64)
+    new_tmp.write_bytes(b"\0" * 64)
+    age(old_tmp)
+    found = diagnose(services, admin)
+    assert [(f.check, f.subject) for f in found.errors] == [("probe_without_file", needed_sha)]
+    assert checks(found)["temp_file"] == 2
+    repaired = diagnose(services, admin, repair=True)
+    assert not old_tmp.exists() and new_tmp.exists()  # younger than the grace: may be in flight
+    assert [f.check for f in repaired.errors] == ["probe_without_file"]
+    assert needed  # the search row that needs the probe is still there
+
+
+def test_reusing_an_orphan_renews_it_so_repair_keeps_it(installed: Installed) -> None:
+    """A crash left an orphan; a new search of the same probe reuses the file. The
+    repair must not delete it under that search."""
+    services = installed.services
+    path = services.probes.path(services.probes.put(b"an orphan probe, then searched again"))
+    age(path)
+    services.probes.put(b"an orphan probe, then searched again")
+    repaired = diagnose(services, installed.admin, repair=True)
+    assert path.exists() and not any(f.repaired for f in repaired.findings)

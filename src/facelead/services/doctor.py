@@ -8,10 +8,12 @@ None of these lose data, but an auditor must be able to see that, and the
 records bureau must be able to clean up. The doctor reports:
 
 - errors (something is lost or forged; never repaired automatically):
-  ``photo_without_file``, ``template_without_photo``, ``audit_chain``;
+  ``photo_without_file``, ``probe_without_file`` (a search that retention has
+  not released still needs its probe), ``template_without_photo``, ``audit_chain``;
 - warnings (safe leftovers): ``orphan_file`` (bytes no record references,
   including those of removed records), ``temp_file`` (a write that never
-  finished), ``foreign_file`` (not named by a SHA-256: reported only),
+  finished, in an image store or the index folder), ``foreign_file`` (not
+  named by a SHA-256: reported only),
   ``stale_index`` (a saved index at another generation than the database) and
   ``unencrypted_file`` (an image written in plaintext before encryption at rest
   was turned on, or restored from a backup: readable, but not protected) and
@@ -50,6 +52,7 @@ from facelead.services.context import Services
 from facelead.services.lifecycle import rebuild_indexes
 from facelead.services.uow import perform
 from facelead.store import gallery as gallery_repo
+from facelead.store import retention as retention_repo
 from facelead.store.case_models import ProbeRecord
 from facelead.store.images import ImageIntegrityError, ImageStore
 from facelead.store.lifecycle_models import TombstonePhoto
@@ -61,6 +64,7 @@ GRACE = dt.timedelta(minutes=15)
 ERRORS = frozenset(
     {
         "photo_without_file",
+        "probe_without_file",
         "template_without_photo",
         "audit_chain",
         "altered_file",
@@ -191,6 +195,25 @@ def _missing_files(services: Services, live: list[tuple[int, str]]) -> list[Find
     ]
 
 
+def _missing_probes(services: Services, session: Session) -> list[Finding]:
+    return [
+        Finding("probe_without_file", sha, "a search still needs this probe; its file is missing")
+        for sha in sorted(retention_repo.needed_probe_shas(session))
+        if not services.probes.exists(sha)
+    ]
+
+
+def _index_temp_files(services: Services) -> list[tuple[Finding, _StoreFile]]:
+    """Half-written index files a killed save left (``index/files.atomic_write``): at
+    10M templates each can be gigabytes, and no later save removes another's."""
+    home, root = services.settings.resolved_home, services.settings.index_dir
+    return [
+        (Finding("temp_file", str(item.path.relative_to(home)), "unfinished index write"), item)
+        for item in _walk(root)
+        if item.path.name.startswith(".tmp-") and item.path.is_relative_to(home)
+    ]
+
+
 def _orphan_templates(session: Session) -> list[Finding]:
     rows = session.execute(
         select(Template.id, Template.photo_id)
@@ -236,9 +259,12 @@ def _audit_chain(services: Services, session: Session) -> list[Finding]:
 
 
 def _remove(item: _StoreFile, grace: dt.timedelta) -> bool:
-    if item.age_s < grace.total_seconds():
-        return False
+    """Delete a leftover still older than the grace period, judged again now: a search
+    or enrolment that reuses an orphan renews its time (``ImageStore.put``)."""
     try:
+        age = time.time() - item.path.stat().st_mtime
+        if min(age, item.age_s) < grace.total_seconds():
+            return False
         item.path.unlink()
     except FileNotFoundError:
         return False
@@ -253,7 +279,11 @@ def diagnose(
     with perform(services, actor, Action.GALLERY_PURGE, object_type="deployment") as scope:
         session = scope.session
         live = _live_photos(session)
-        findings = [*_missing_files(services, live), *_orphan_templates(session)]
+        findings = [
+            *_missing_files(services, live),
+            *_missing_probes(services, session),
+            *_orphan_templates(session),
+        ]
         stale = _stale_indexes(services, session)
         chain = _audit_chain(services, session)
         photos = {sha for _, sha in live}
@@ -265,7 +295,7 @@ def diagnose(
                 (services.probes, probes, "probe image"),
             )
             for found in _file_findings(services, store, refs, what)
-        ]
+        ] + [(services.images, *found) for found in _index_temp_files(services)]
         for store, finding, item in files:
             if repair and finding.check == "unencrypted_file":
                 findings.append(_seal(store, finding, item))

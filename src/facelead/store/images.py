@@ -276,11 +276,19 @@ class ImageStore:
         return self.path(sha).is_file()
 
     def put(self, data: bytes) -> str:
-        """Store ``data`` and return its SHA-256; an existing copy is left untouched."""
+        """Store ``data`` and return its SHA-256; an existing copy keeps its bytes.
+
+        Its modification time is renewed: a copy a crash left as an orphan is now
+        about to be referenced again, and ``doctor --repair`` deletes only orphans
+        older than its grace period.
+        """
         sha = hashlib.sha256(data).hexdigest()
         target = self.path(sha)
         if target.is_file():
-            return sha
+            with contextlib.suppress(FileNotFoundError):
+                os.utime(target)
+            if target.is_file():
+                return sha
         _write_atomic(target, self._seal(sha, data))
         return sha
 

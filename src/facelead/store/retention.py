@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session
 
 from facelead.store.case_models import CandidateRecord, CaseRecord, ProbeRecord, SearchRecord
@@ -93,16 +93,25 @@ def searches_needing_probe(session: Session, shas: Collection[str]) -> dict[str,
     return out
 
 
-def released_probe_shas(session: Session) -> set[str]:
-    """Probe images that every search using them has released."""
-    still_needed = (
+def _still_needed() -> Select[str]:
+    """Probe SHA-256s used by at least one search that has not released them."""
+    return (
         select(ProbeRecord.image_sha256)
         .join(SearchRecord, SearchRecord.probe_id == ProbeRecord.id)
         .outerjoin(RetentionAction, RetentionAction.search_id == SearchRecord.id)
         .where(RetentionAction.id.is_(None))
     )
+
+
+def needed_probe_shas(session: Session) -> set[str]:
+    """Probe images some search still needs: their files must exist."""
+    return {str(sha) for sha in session.scalars(_still_needed().distinct())}
+
+
+def released_probe_shas(session: Session) -> set[str]:
+    """Probe images that every search using them has released."""
     stmt = select(RetentionAction.probe_sha256).where(
-        RetentionAction.probe_sha256.not_in(still_needed)
+        RetentionAction.probe_sha256.not_in(_still_needed())
     )
     return {str(sha) for sha in session.scalars(stmt.distinct())}
 
@@ -158,14 +167,3 @@ def add_action(
 
 def actions(session: Session) -> list[RetentionAction]:
     return list(session.scalars(select(RetentionAction).order_by(RetentionAction.search_id)))
-
-
-def needed_probe_shas(session: Session) -> set[str]:
-    """Probe images some search still holds (no retention action yet): they must be on disk."""
-    stmt = (
-        select(ProbeRecord.image_sha256)
-        .join(SearchRecord, SearchRecord.probe_id == ProbeRecord.id)
-        .outerjoin(RetentionAction, RetentionAction.search_id == SearchRecord.id)
-        .where(RetentionAction.id.is_(None))
-    )
-    return {str(sha) for sha in session.scalars(stmt.distinct())}
