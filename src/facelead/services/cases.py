@@ -68,12 +68,13 @@ def close_case(services: Services, actor: Actor, number: str) -> Case:
 
 
 def show_case(services: Services, actor: Actor, number: str) -> CaseView:
-    """A case and the status of its searches; never their candidates."""
+    """A case of the actor's agency and the status of its searches; never their candidates."""
     with perform(
         services, actor, Action.CASE_READ, object_type="case", object_id=number, case_number=number
     ) as scope:
         number = _normalised(scope, number)
         record = require_case(scope.session, number)
+        policy.require_same_agency(record.agency, actor.agency)
         searches = tuple(
             summary_of(search, record.number)
             for search in repo.searches_of_case(scope.session, record.id)
@@ -150,8 +151,9 @@ def approve_quality_override(
             raise InputError("the probe id is 64 hex characters", code="invalid_probe_sha256")
         scope.case_number = normalise_case_number(case_number)
         case = require_case(scope.session, scope.case_number)
-        policy.require_open_case(case.status, case.number)
+        # Agency first: another agency learns nothing of the case, not even that it is closed.
         policy.require_same_agency(case.agency, actor.agency)
+        policy.require_open_case(case.status, case.number)
         policy.refuse_self_override(actor.username, requester)
         policy.check_justification(justification, services.settings.min_justification_chars)
         override = repo.add_quality_override(

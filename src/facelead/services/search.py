@@ -167,8 +167,9 @@ def _submit(
     _describe_request(scope, data, request)
     scope.case_number = normalise_case_number(case_number)
     case = require_case(scope.session, scope.case_number)
-    policy.require_open_case(case.status, case.number)
+    # Agency first: another agency learns nothing of the case, not even that it is closed.
     policy.require_same_agency(case.agency, scope.actor.agency)
+    policy.require_open_case(case.status, case.number)
     _check_rate_limit(services, scope)
     _check_request(services, data, request)
     k = validate_top_k(
@@ -315,10 +316,13 @@ def _discard_probe_files(services: Services, written: list[str]) -> None:
             services.probes.delete(sha)
 
 
-def _require_search(session: Session, search_id: int) -> SearchRecord:
-    search = repo.get_search(session, int(search_id))
+def _require_search(scope: Scope, search_id: int) -> SearchRecord:
+    """The search, filed on the audit event with its case; refused across agencies."""
+    search = repo.get_search(scope.session, int(search_id))
     if search is None:
         raise NotFoundError(f"no search {search_id}", code="search_not_found")
+    scope.case_number = search.case.number
+    policy.require_same_agency(search.case.agency, scope.actor.agency)
     return search
 
 
@@ -327,8 +331,7 @@ def search_status(services: Services, actor: Actor, search_id: int) -> SearchSum
     with perform(
         services, actor, Action.SEARCH_STATUS, object_type="search", object_id=str(search_id)
     ) as scope:
-        search = _require_search(scope.session, search_id)
-        scope.case_number = search.case.number
+        search = _require_search(scope, search_id)
         return summary_of(search, search.case.number)
 
 
@@ -345,8 +348,7 @@ def assign_examiner(
     ) as scope:
         scope.details.update(search_id=search_id, examiner=examiner, review_role=review_role.value)
         examiner = scope.details["examiner"] = normalise_username(examiner)
-        search = _require_search(scope.session, search_id)
-        scope.case_number = search.case.number
+        search = _require_search(scope, search_id)
         policy.require_ready_search(search.status)
         policy.check_examiner_not_requester(examiner, search.requester_username)
         repo.add_assignment(
@@ -372,8 +374,8 @@ def view_candidates(services: Services, actor: Actor, search_id: int) -> Candida
         services, actor, Action.CANDIDATES_VIEW, object_type="search", object_id=str(search_id)
     ) as scope:
         scope.details["search_id"] = search_id
-        search = _require_search(scope.session, search_id)
-        scope.case_number, scope.purpose = search.case.number, search.purpose
+        search = _require_search(scope, search_id)
+        scope.purpose = search.purpose
         assigned = repo.assigned_usernames(scope.session, search.id)
         policy.check_candidate_access(actor.username, search.requester_username, assigned)
         _refuse_during_blind_review(scope.session, search.id, actor.username)
