@@ -146,7 +146,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ),
     ("GET", "/searches/{search_id}"): Op(Action.SEARCH_STATUS, _search("ready")),
     ("GET", "/searches/{search_id}/candidates"): Op(Action.CANDIDATES_VIEW, _search("ready")),
-    ("GET", "/searches/{search_id}/probe"): Op(Action.SEARCH_STATUS, _search("ready")),
+    ("GET", "/searches/{search_id}/probe"): Op(Action.IMAGE_VIEW, _search("ready")),
     ("GET", "/searches/{search_id}/photos/{photo_sha256}"): Op(
         Action.CANDIDATES_VIEW, lambda w: {**w.search("ready"), "photo_sha256": w.photo}
     ),

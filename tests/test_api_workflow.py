@@ -126,7 +126,7 @@ def first_review(api: Api, sid: dict[str, int], meds_dir: Path) -> None:
     assert probe.headers["content-type"] == "image/jpeg"
     assert probe.headers["cache-control"] == "no-store"
     api.call("erin", "GET", "/searches/{search_id}/probe", 200, path=sid)
-    api.call("audra", "GET", "/searches/{search_id}/probe", 403, "image_not_permitted", path=sid)
+    api.call("audra", "GET", "/searches/{search_id}/probe", 403, "forbidden", path=sid)
     s001 = next(c for c in packet["candidates"] if c["subject_id"] == "S001")
     photo = {**sid, "photo_sha256": s001["photo_sha256"]}
     route = "/searches/{search_id}/photos/{photo_sha256}"

@@ -36,6 +36,7 @@ class Action(StrEnum):
     CASE_DISCLOSE = "case.disclose"
     SEARCH_SUBMIT = "search.submit"
     SEARCH_STATUS = "search.status"
+    IMAGE_VIEW = "image.view"
     SEARCH_QUALITY_OVERRIDE = "search.quality_override"
     CANDIDATES_VIEW = "candidates.view"
     REVIEW_QUEUE = "review.queue"
@@ -76,6 +77,8 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.CASE_DISCLOSE: frozenset({_R.SUPERVISOR}),
     Action.SEARCH_SUBMIT: frozenset({_R.INVESTIGATOR}),
     Action.SEARCH_STATUS: frozenset({_R.INVESTIGATOR, _R.EXAMINER, _R.SUPERVISOR, _R.AUDITOR}),
+    # A probe image: its requester, its reviewers, the agency's supervisors (services/images.py)
+    Action.IMAGE_VIEW: frozenset({_R.INVESTIGATOR, _R.EXAMINER, _R.SUPERVISOR}),
     Action.SEARCH_QUALITY_OVERRIDE: frozenset({_R.SUPERVISOR}),
     Action.CANDIDATES_VIEW: frozenset({_R.EXAMINER}),
     Action.REVIEW_QUEUE: frozenset({_R.EXAMINER, _R.SUPERVISOR}),

@@ -52,7 +52,9 @@ def probe_image(services: Services, actor: Actor, search_id: int) -> ImageFile:
     Anyone but the requester looks at it as part of review work, so needs a
     current training certification, as reviewing does.
     """
-    with perform(services, actor, Action.SEARCH_STATUS) as scope:
+    with perform(
+        services, actor, Action.IMAGE_VIEW, object_type="search", object_id=str(search_id)
+    ) as scope:
         search = open_search(scope, search_id)
         sha = search.probe.image_sha256
         scope.details.update(image="probe", image_sha256=sha)
