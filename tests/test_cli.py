@@ -121,6 +121,24 @@ def test_search_policy_refusals_through_the_cli(tmp_path: Path) -> None:
     one_error_line(anonymous, "unauthenticated")
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["gallery", "seal", "--bogus"],  # an unknown option
+        ["nosuch"],  # an unknown command
+        ["retention", "run", "--at"],  # an option without its value
+        ["eval", "lfw", "--workers", "0"],  # a value out of range
+        ["retention", "run", "--at", "2026-02-30"],  # a date that does not exist
+    ],
+)
+def test_usage_mistakes_are_one_line_and_exit_2(tmp_path: Path, argv: list[str]) -> None:
+    """Click's boxed usage report would be several lines: the CLI makes it one."""
+    result = run(tmp_path / "home", *argv)
+    code = "invalid_date" if argv[-1] == "2026-02-30" else "usage"
+    one_error_line(result, code)
+    assert "--help" in result.stderr or code != "usage"
+
+
 def test_missing_file_is_exit_2(tmp_path: Path) -> None:
     result = run(tmp_path / "home", "enroll", str(tmp_path / "absent.jpg"))
     assert result.returncode == 2 and "Traceback" not in result.stderr

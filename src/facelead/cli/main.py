@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +19,7 @@ from facelead.cli.eval import eval_app
 from facelead.cli.gallery import gallery_app
 from facelead.cli.keys import keys_app
 from facelead.cli.lifecycle import backup_command, import_command, restore_command, retention_app
-from facelead.cli.output import banner, console, fail
+from facelead.cli.output import banner, console, err_console, fail
 from facelead.cli.report import report_app
 from facelead.cli.review import corroborate_app, lead_app, review_app
 from facelead.cli.serve import serve_command
@@ -183,9 +186,31 @@ def search(
     banner(receipt.disclaimer)
 
 
+def _click_errors(name: str) -> tuple[type[Exception], ...]:
+    """A click exception class wherever this typer keeps click (vendored since 0.2x)."""
+    found = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        with contextlib.suppress(ImportError, AttributeError):
+            found.append(getattr(importlib.import_module(module), name))
+    return tuple(found)
+
+
 def run() -> None:
-    """Console-script entry: domain errors become one line and exit status 2."""
+    """Console-script entry: domain errors and usage mistakes (an unknown option, a
+    missing argument) become one line and exit status 2, never a box or a traceback."""
     try:
-        app()
+        status = app(standalone_mode=False)
     except FaceLeadError as exc:
         fail(exc)
+    except _click_errors("UsageError") as exc:
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: typer printed its help
+            sys.exit(2)
+        where = ctx.command_path if ctx else "facelead"
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        fail(InputError(f"{message} (see '{where} --help')", code="usage"))
+    except (typer.Abort, *_click_errors("Abort")):  # type: ignore[misc]
+        err_console.print("aborted")
+        sys.exit(1)
+    if isinstance(status, int) and status:  # typer.Exit(n) comes back as a return value
+        sys.exit(status)
