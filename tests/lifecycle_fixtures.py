@@ -13,13 +13,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from facelead.domain.access import Actor, Role
 from facelead.services.cases import open_case
 from facelead.services.context import Services
 from facelead.store import cases as case_repo
 from facelead.store import gallery as repo
-from facelead.store.case_models import CandidateRecord
+from facelead.store.case_models import CandidateRecord, CaseRecord, SearchRecord
 
 CERTIFIED = dt.date.today() + dt.timedelta(days=90)
 RECORDS = Actor(None, "rita", frozenset({Role.RECORDS}), "LACRIS")
@@ -62,24 +63,41 @@ def booked_gallery(
     return out
 
 
+def record_search(
+    services: Services,
+    session: Session,
+    case: CaseRecord,
+    probe: bytes,
+    *,
+    requester: str = "ivan",
+    status: str = "candidates_ready",
+    candidates: int = 0,
+) -> SearchRecord:
+    """A search and its probe (file and row) as submit_search records them, without the
+    models: for tests of what comes after a search (retention, review, doctor, access)."""
+    row = case_repo.add_probe(
+        session, image_sha256=services.probes.put(probe), source_type="cctv-still",
+        how_obtained="DVR export", captured_by="store CCTV", edits=[], image_format="jpeg",
+        width=64, height=64,
+    )  # fmt: skip
+    return case_repo.add_search(
+        session, case_id=case.id, probe_id=row.id, requester_username=requester,
+        requester_agency=case.agency, purpose="criminal-investigation",
+        justification="Robbery suspect at the till", model_id=services.settings.model_id,
+        face_index=0, faces_found=1, top_k=candidates, gallery_size=candidates, quality={},
+        quality_failures=[], status=status,
+    )  # fmt: skip
+
+
 def cite(services: Services, photo_ids: list[int], case: str = "CITE-1") -> int:
     """A past search whose candidate list names these photos; returns the search id."""
     open_case(services, INVESTIGATOR, case, "robbery")
     with services.db.session() as session:
         case_row = case_repo.find_case(session, case)
         assert case_row is not None
-        sha = services.probes.put(f"probe of {case}".encode())
-        probe = case_repo.add_probe(
-            session, image_sha256=sha, source_type="cctv-still", how_obtained="shop owner",
-            captured_by="shop camera", edits=[], image_format="JPEG", width=64, height=64,
-        )  # fmt: skip
-        search = case_repo.add_search(
-            session, case_id=case_row.id, probe_id=probe.id, requester_username="ivan",
-            requester_agency="LACRIS", purpose="criminal-investigation",
-            justification="Robbery suspect at the till", model_id=services.settings.model_id,
-            face_index=0, faces_found=1, top_k=len(photo_ids), gallery_size=len(photo_ids),
-            quality={}, quality_failures=[], status="candidates_ready",
-        )  # fmt: skip
+        search = record_search(
+            services, session, case_row, f"probe of {case}".encode(), candidates=len(photo_ids)
+        )
         subjects: dict[int, int] = dict(
             session.execute(
                 sa.text("SELECT id, subject_id FROM photos WHERE id IN :ids").bindparams(

@@ -43,6 +43,7 @@ from facelead.services.context import Services
 from facelead.store import cases as case_repo
 from facelead.store import gallery as gallery_repo
 from tests.conftest import API_CERTIFIED, USER_PASSWORD, Api
+from tests.lifecycle_fixtures import record_search
 
 AGENCY_B = "LAPD"
 OUTSIDERS = {role: f"lapd-{role.value}" for role in Role}  # one user per role of agency B
@@ -236,18 +237,9 @@ def file_search(
     with services.db.session() as session:
         case = case_repo.find_case(session, number)
         assert case is not None
-        probe = case_repo.add_probe(
-            session, image_sha256=services.probes.put(jpeg(shade)), source_type="cctv-still",
-            how_obtained="DVR export", captured_by="store CCTV", edits=[],
-            image_format="jpeg", width=48, height=48,
-        )  # fmt: skip
-        search = case_repo.add_search(
-            session, case_id=case.id, probe_id=probe.id, requester_username=requester,
-            requester_agency=case.agency, purpose="criminal-investigation",
-            justification=SEARCH_FORM["justification"], model_id=services.settings.model_id,
-            face_index=0, faces_found=1, top_k=len(gallery), gallery_size=len(gallery),
-            quality={}, quality_failures=[], status="candidates_ready",
-        )  # fmt: skip
+        search = record_search(
+            services, session, case, jpeg(shade), requester=requester, candidates=len(gallery)
+        )
         hits = [
             case_repo.RankedHit(rank, round(0.9 - rank / 10, 4), subject, photo)
             for rank, (subject, photo, _) in enumerate(gallery, start=1)

@@ -20,6 +20,7 @@ from facelead.services.context import Services
 from facelead.services.doctor import DoctorReport, diagnose
 from facelead.services.gallery import enroll_photo
 from tests.conftest import Installed, drop_audit_guards, install, provision_token
+from tests.lifecycle_fixtures import record_search
 
 LONG_AGO = dt.timedelta(hours=2).total_seconds()
 
@@ -205,21 +206,10 @@ def _search_with_probe(services: Services, number: str, probe: bytes) -> tuple[i
     """A recorded search and its probe file, written as the search service would."""
     from facelead.store import cases as case_repo
 
-    who = case_repo.UserRef("ivan")
     with services.db.session() as session:
-        case = case_repo.add_case(session, number, "LACRIS", "robbery", who)
-        sha = services.probes.put(probe)
-        row = case_repo.add_probe(
-            session, image_sha256=sha, source_type="cctv-still", how_obtained="x",
-            captured_by="y", edits=[], image_format="jpeg", width=1, height=1,
-        )  # fmt: skip
-        search = case_repo.add_search(
-            session, case_id=case.id, probe_id=row.id, requester_username="ivan",
-            requester_agency="LACRIS", purpose="criminal-investigation", justification="j",
-            model_id="fusion-v3", face_index=0, faces_found=1, top_k=1, gallery_size=0,
-            quality={}, quality_failures=[], status="no_lead",
-        )  # fmt: skip
-        return int(search.id), sha
+        case = case_repo.add_case(session, number, "LACRIS", "robbery", case_repo.UserRef("ivan"))
+        search = record_search(services, session, case, probe, status="no_lead")
+        return int(search.id), search.probe.image_sha256
 
 
 def test_missing_probes_and_index_leftovers_are_found(installed: Installed) -> None:

@@ -26,6 +26,7 @@ from facelead.store.case_models import CandidateRecord, CaseRecord, SearchRecord
 from facelead.store.models import utcnow
 from facelead.store.review_models import DispositionRecord
 from tests.conftest import make_services, provision_token
+from tests.lifecycle_fixtures import record_search
 from tests.test_import import FACELEAD
 
 CERTIFIED = dt.date.today() + dt.timedelta(days=90)
@@ -217,17 +218,9 @@ def test_retention_on_each_backend_without_models(tmp_path: Path, database_url: 
         case = case_repo.add_case(session, "PG-RET-1", "LACRIS", "robbery", who)
         ids = []
         for n, status in enumerate(("no_lead", "candidates_ready")):
-            sha = services.probes.put(f"probe {n}".encode())
-            probe = case_repo.add_probe(
-                session, image_sha256=sha, source_type="cctv-still", how_obtained="x",
-                captured_by="y", edits=[], image_format="jpeg", width=1, height=1,
-            )  # fmt: skip
-            search = case_repo.add_search(
-                session, case_id=case.id, probe_id=probe.id, requester_username="ivan",
-                requester_agency="LACRIS", purpose="criminal-investigation", justification="j",
-                model_id="fusion-v1", face_index=0, faces_found=1, top_k=2, gallery_size=2,
-                quality={}, quality_failures=[], status=status,
-            )  # fmt: skip
+            search = record_search(
+                services, session, case, f"probe {n}".encode(), status=status, candidates=2
+            )
             hits = [case_repo.RankedHit(1, 0.5, 1, 1), case_repo.RankedHit(2, 0.4, 2, 2)]
             case_repo.add_candidates(session, search.id, hits)
             ids.append(search.id)
