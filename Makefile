@@ -32,12 +32,13 @@ pytest: $(STAMP)
 	$(BIN)/pytest -q
 
 # Long crash-safety (25 SIGKILLs of enrolment, 12 each of review, verification and seal,
-# 24 of search with a saved index and 12 with the index rebuilt) and concurrency runs;
+# 24 of search with a saved index and 12 with the index rebuilt) and concurrency runs
+# (a mixed API workload of about 330 requests on two serve workers per backend);
 # not part of `make test`.
 stress: $(STAMP)
 	FACELEAD_STRESS=1 $(BIN)/pytest -q -m stress tests/test_crash_safety.py \
 		tests/test_crash_review_seal.py tests/test_crash_search.py \
-		tests/test_concurrency.py tests/test_concurrent_seal.py
+		tests/test_concurrency.py tests/test_concurrent_seal.py tests/test_concurrent_workload.py
 
 # Larger property-test and schemathesis budgets; not in CI.
 fuzz: $(STAMP)

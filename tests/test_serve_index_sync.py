@@ -10,11 +10,7 @@ state a worker reports must be a whole generation (never a change half-applied).
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,15 +24,10 @@ import sqlalchemy as sa
 from facelead.config import Settings
 from facelead.store import Database
 from facelead.store import gallery as g
+from tests import serve_helpers
 
 DIM = 8
 WAIT_S = 60.0  # a timeout for the wait, not a speed assertion (bench/ measures speed)
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _enrol(db: Database, model: str, external_id: str, photos: int, seed: int) -> None:
@@ -70,17 +61,14 @@ class Node:
 
     def __init__(self, home: Path, env: dict[str, str], workers: int) -> None:
         self.home = home
-        home.mkdir(parents=True, exist_ok=True)
-        exe = Path(sys.executable).parent / "facelead"
-        cmd = [str(exe), "serve", "--port", str(_port()), "--workers", str(workers)]
-        self.log = (home / "serve.log").open("wb")
-        self.proc = subprocess.Popen(
-            cmd,
-            env={**env, "FACELEAD_HOME": str(home)},
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.server = serve_helpers.start(home, env, workers, home / "serve.log")
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes]:
+        return self.server.proc
+
+    def log_tail(self) -> str:
+        return self.server.log_tail()
 
     def statuses(self) -> list[dict[str, Any]]:
         out = []
@@ -92,14 +80,7 @@ class Node:
         return out
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:  # pragma: no cover
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
+        serve_helpers.stop(self.server)
 
 
 def _wait_all(nodes: list[Node], workers: int, generation: int, live_at: dict[int, int]) -> float:
@@ -114,9 +95,9 @@ def _wait_all(nodes: list[Node], workers: int, generation: int, live_at: dict[in
         if len(reports) == len(current) == workers * len(nodes):
             return time.monotonic() - start
         for node in nodes:
-            assert node.proc.poll() is None, (node.home / "serve.log").read_text()
+            assert node.proc.poll() is None, node.log_tail()
         time.sleep(0.02)
-    logs = [(node.home / "serve.log").read_text()[-3000:] for node in nodes]
+    logs = [node.log_tail() for node in nodes]
     raise AssertionError(f"workers did not reach generation {generation}: {reports}\n{logs}")
 
 
@@ -149,11 +130,8 @@ def _run_scenario(db: Database, nodes_env: list[tuple[Path, dict[str, str]]], wo
 
 
 def _env(database_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FACELEAD_")}
-    env["FACELEAD_DATABASE_URL"] = database_url
-    if "FACELEAD_MODEL_ID" in os.environ:
-        env["FACELEAD_MODEL_ID"] = os.environ["FACELEAD_MODEL_ID"]
-    return env
+    """The serve environment; each Node sets its own FACELEAD_HOME."""
+    return serve_helpers.facelead_env(database_url)
 
 
 def test_two_workers_share_one_index_and_both_see_a_seal(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -32,6 +32,26 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+def _sqlite_lock_for_update(state: ORMExecuteState) -> None:
+    """Make ``SELECT ... FOR UPDATE`` mean on SQLite what it means on PostgreSQL.
+
+    A locking read says "what I read here decides what I write". PostgreSQL locks
+    the rows until commit. SQLite ignores FOR UPDATE, and its driver opens a
+    transaction only at the first write, so every read before that sees whatever
+    is committed at that instant and another writer may commit in between: two
+    examiners disposing at once both found the round undecided and both reviews
+    were recorded (tests/test_concurrent_races.py). At the first locking read this
+    takes the database write lock (BEGIN IMMEDIATE, waiting up to the busy
+    timeout), so no other writer commits until this transaction ends and every
+    later read in it sees the latest state. Plain reads stay unlocked.
+    """
+    if not state.is_select or getattr(state.statement, "_for_update_arg", None) is None:
+        return
+    dbapi = state.session.connection().connection.dbapi_connection
+    if dbapi is not None and not dbapi.in_transaction:  # else a write already holds it
+        dbapi.execute("BEGIN IMMEDIATE")
+
+
 class Database:
     """One database, SQLite or PostgreSQL, chosen by URL."""
 
@@ -45,6 +65,8 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
+        if self.is_sqlite:
+            event.listen(self._sessions, "do_orm_execute", _sqlite_lock_for_update)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

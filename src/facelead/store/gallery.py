@@ -286,12 +286,21 @@ def searchable_photo_ids(session: Session, photo_ids: Iterable[int], model_id: s
 
     The index is scanned outside the search's transaction; a seal or expungement
     that commits in between removes the templates first, so re-checking here keeps
-    a removed record off a stored candidate list.
+    a removed record off a stored candidate list. The photo rows are share-locked
+    first, in id order (the order a removal locks them in, so neither waits for the
+    other in a cycle). A removal in progress holds them: the re-check waits for its
+    commit and then reads what it left, instead of the last committed templates it
+    is deleting (PostgreSQL's plain reads do not wait), which stored a candidate of
+    a sealed subject or failed on its deleted photo (tests/test_concurrent_races.py).
+    A removal that starts later waits for this search and keeps its candidates'
+    photos as stubs. SQLite's search already holds the write lock here.
     """
     ids = sorted({int(i) for i in photo_ids})
     if not ids:
         return set()
+    lock = select(Photo.id).where(Photo.id.in_(ids)).order_by(Photo.id).with_for_update(read=True)
+    live = list(session.scalars(lock))
     stmt = select(Template.photo_id).where(
-        Template.photo_id.in_(ids), Template.model_id == model_id
+        Template.photo_id.in_(live), Template.model_id == model_id
     )
     return set(session.scalars(stmt))

@@ -37,10 +37,11 @@ class Disposed:
 
 
 def lock_search(session: Session, search_id: int) -> SearchRecord | None:
-    """The search row, locked until commit on PostgreSQL: review steps on it run one at a time.
+    """The search row, locked until commit: review steps on it run one at a time.
 
     Two examiners disposing at once would otherwise both see ``candidates_ready``.
-    SQLite serialises writers itself.
+    On SQLite, which ignores FOR UPDATE, this locking read takes the database
+    write lock instead (``store.db``), so the same holds there.
     """
     stmt = select(SearchRecord).where(SearchRecord.id == search_id).with_for_update()
     return session.scalar(stmt.execution_options(populate_existing=True))
