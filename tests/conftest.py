@@ -5,6 +5,7 @@
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -34,15 +35,9 @@ def pg_admin_engine() -> Iterator[sa.Engine]:
     engine.dispose()
 
 
-@pytest.fixture(
-    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
-)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database per test: a SQLite file or a new PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'db' / 'facelead.db'}"
-        return
-    admin: sa.Engine = request.getfixturevalue("pg_admin_engine")
+@contextmanager
+def fresh_pg_database(admin: sa.Engine) -> Iterator[str]:
+    """A new, empty PostgreSQL database for one test, dropped afterwards."""
     name = f"facelead_test_{uuid.uuid4().hex[:16]}"
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
@@ -51,6 +46,25 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def pg_url(pg_admin_engine: sa.Engine) -> Iterator[str]:
+    """A fresh PostgreSQL database only (tests of several processes on one server)."""
+    with fresh_pg_database(pg_admin_engine) as url:
+        yield url
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
+)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database per test: a SQLite file or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'db' / 'facelead.db'}"
+        return
+    with fresh_pg_database(request.getfixturevalue("pg_admin_engine")) as url:
+        yield url
 
 
 @pytest.fixture
@@ -373,7 +387,6 @@ def api(installed: Installed) -> Iterator[Api]:
 # SQLite home, with one account per role created through the identity service; the TOTP
 # secrets returned at creation are kept so tests log in as a person would.
 import re as _re  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
 
 WEB_PASSWORD = "a web user passphrase"
 WEB_CERTIFIED = dt.date.today() + dt.timedelta(days=365)

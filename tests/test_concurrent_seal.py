@@ -25,7 +25,6 @@ import os
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -63,19 +62,6 @@ FORM = {
     "captured_by": "shop camera",
     "top_k": "3",
 }
-
-
-@pytest.fixture
-def pg_url(pg_admin_engine: sa.Engine) -> Iterator[str]:
-    """A fresh PostgreSQL database for this test, dropped afterwards."""
-    name = f"facelead_seal_{uuid.uuid4().hex[:16]}"
-    with pg_admin_engine.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield pg_admin_engine.url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with pg_admin_engine.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @dataclass

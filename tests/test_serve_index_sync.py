@@ -13,13 +13,11 @@ import json
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import sqlalchemy as sa
 
 from facelead.config import Settings
 from facelead.store import Database
@@ -144,19 +142,6 @@ def test_two_workers_share_one_index_and_both_see_a_seal(tmp_path: Path) -> None
         assert len(saved) == 1  # one shared set of index files, not one per worker
     finally:
         db.dispose()
-
-
-@pytest.fixture
-def pg_url(pg_admin_engine: sa.Engine) -> Iterator[str]:
-    """A fresh PostgreSQL database (the pattern of conftest's ``database_url``)."""
-    name = f"facelead_test_{uuid.uuid4().hex[:16]}"
-    with pg_admin_engine.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield pg_admin_engine.url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with pg_admin_engine.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.mark.postgres
