@@ -42,10 +42,16 @@ def test_failed_write_leaves_no_partial_file(
 
 
 def test_put_is_idempotent(image_store: ImageStore) -> None:
+    """A second put keeps the file (same inode, same sealed bytes) and renews its time, so
+    ``doctor --repair`` never takes a reused orphan for an old leftover."""
     sha = image_store.put(b"same")
-    mtime = image_store.path(sha).stat().st_mtime_ns
+    path = image_store.path(sha)
+    before, raw = path.stat(), path.read_bytes()
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns - 7_200 * 10**9))
     assert image_store.put(b"same") == sha
-    assert image_store.path(sha).stat().st_mtime_ns == mtime
+    after = path.stat()
+    assert after.st_ino == before.st_ino and path.read_bytes() == raw
+    assert after.st_mtime_ns >= before.st_mtime_ns
 
 
 @pytest.mark.parametrize(
