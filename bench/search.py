@@ -5,9 +5,11 @@ identity clusters fitted to real LFW fused templates of the configured default
 model, with every real LFW template planted), builds the index (int8 scan codes
 + bitmap + ids), saves it, re-opens it through the memory map, then times real
 LFW probes whose mates are planted: exact search on both cores (and on one),
-and the FAISS approximate mode (4-bit PQ fast scan, or ``--factory``) with exact
-re-rank, its re-ranked rows raised until recall@50 against exact reaches 0.99.
-Read bandwidth is measured in the same run.
+and the FAISS approximate mode (``ivf.default_factory``: PCA to 128 dimensions and
+a 4-bit PQ fast scan, or ``--factory``) with exact re-rank, its re-ranked rows
+raised until recall@50 against exact reaches ``TARGET`` on those probes, then
+checked on ``--holdout`` probes that took no part in choosing it (their images are
+not planted either; their mates are). Read bandwidth is measured in the same run.
 
     .venv/bin/python bench/search.py [--sizes 10000 100000 1000000] [--queries 30]
 
@@ -36,13 +38,16 @@ from numpy.typing import NDArray
 from facelead.biometrics.fusion import model_config
 from facelead.config import Settings
 from facelead.index.flat import FlatIndex, warm_up
-from facelead.index.ivf import ApproxIndex
+from facelead.index.ivf import ApproxIndex, recall_at_k
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "facelead-eval"
 LFW = Path("/work/shared/data/lfw")
 PHOTOS_PER_SUBJECT = 3
 K = 50
+TARGET = 0.995
+"""Recall@50 the calibration aims for: a margin over the issue's 0.99, because the setting
+is chosen on 30 probes and must also hold on the held-out ones."""
 CHUNK = 100_000
 
 
@@ -240,14 +245,28 @@ def time_exact(index: FlatIndex, probes: NDArray[np.float32]) -> dict[str, Any]:
     }
 
 
+def holdout_recall(ann: ApproxIndex, index: FlatIndex, held: NDArray[np.float32]) -> float | None:
+    """Recall@50 of the calibrated setting on probes the calibration never saw: the
+    calibration's own figure is measured on the probes that chose the setting."""
+    if not len(held):
+        return None
+    exact = [index.search(q, K) for q in held]
+    return round(recall_at_k(exact, [ann.search(q, K) for q in held], K), 4)
+
+
 def time_approx(
-    index: FlatIndex, probes: NDArray[np.float32], exact: list[Any], factory: str | None
+    index: FlatIndex,
+    probes: NDArray[np.float32],
+    exact: list[Any],
+    factory: str | None,
+    held: NDArray[np.float32],
 ) -> dict[str, Any]:
-    """Build the FAISS index and raise rerank (or nprobe) until recall@50 reaches 0.99."""
+    """Build the FAISS index and raise rerank (or nprobe) until recall@50 reaches
+    ``TARGET``, then check the chosen setting on held-out probes."""
     t0 = time.perf_counter()
     ann = ApproxIndex.build(index, factory, sample=min(index.rows, 200_000))
     build_s = time.perf_counter() - t0
-    cal = ann.calibrate(probes, K, target=0.99, exact=exact)
+    cal = ann.calibrate(probes, K, target=TARGET, exact=exact)
     for nprobe, rerank, recall, p50 in cal.tried:
         print(
             f"  n={index.rows} {ann.factory} nprobe={nprobe} rerank={rerank}: "
@@ -255,14 +274,19 @@ def time_approx(
             flush=True,
         )
     times = []
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_majflt
     for q in probes:  # the chosen setting, timed again on its own
         start = time.perf_counter()
         ann.search(q, K)
         times.append(time.perf_counter() - start)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_majflt - faults
     out = {
         "approx_p50_ms": round(pct(times, 50), 2),
         "approx_p95_ms": round(pct(times, 95), 2),
+        "approx_major_faults": faults,  # re-ranked rows read from disk, not page cache
         "approx_recall_at_50": round(cal.recall, 4),
+        "approx_recall_at_50_holdout": holdout_recall(ann, index, held),
+        "holdout_queries": len(held),
         "approx_index": ann.factory,
         "approx_nlist": ann.nlist,
         "approx_nprobe": cal.nprobe,
@@ -284,11 +308,13 @@ def run_size(
     bandwidth: float,
     approx: bool = True,
     factory: str | None = None,
+    holdout: int = 0,
 ) -> dict[str, Any]:
-    probe_idx = choose_probes(labels, queries, seed=n)
+    chosen = choose_probes(labels, queries + holdout, seed=n)  # none of them planted
+    probe_idx, held_idx = chosen[:queries], chosen[queries:]
     path = workdir / f"gallery-{n}.npy"
     t0 = time.perf_counter()
-    vectors, subject_ids = write_gallery(n, real, labels, stats, probe_idx, path)
+    vectors, subject_ids = write_gallery(n, real, labels, stats, chosen, path)
     gen_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     built = FlatIndex("bench", 1, vectors, np.arange(1, n + 1, dtype=np.int64), subject_ids)
@@ -333,7 +359,7 @@ def run_size(
         "queries": len(probes),
     }
     if approx:
-        result.update(time_approx(index, probes, ex["hits"], factory))
+        result.update(time_approx(index, probes, ex["hits"], factory, real[held_idx]))
     result["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2)
     result["load_average"] = [round(x, 2) for x in os.getloadavg()]
     del index
@@ -351,14 +377,15 @@ def render_table(payload: dict[str, Any]) -> str:
     """Markdown table of search.json, for docs/scale.md (numbers only from the JSON)."""
     head = (
         "| n | bytes/template scanned | build s | exact p50 ms | exact p95 ms | "
-        "exact p50 1 thread ms | floor ms | ratio to floor | approx p50 ms | "
-        "approx recall@50 | approx index / re-ranked rows | load s |\n"
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        "exact p50 1 thread ms | floor ms | ratio to floor | approx p50 ms | approx p95 ms | "
+        "approx recall@50 | held-out recall@50 | approx index / re-ranked rows | load s |\n"
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     )
     rows = "".join(
         f"| {r['n']:,} | {r['bytes_per_template']} | {r['build_s']} | {r['exact_p50_ms']} | "
         f"{r['exact_p95_ms']} | {r['exact_p50_1thread_ms']} | {r['floor_ms']} | "
-        f"{r['ratio_to_floor']} | {r['approx_p50_ms']} | {r['approx_recall_at_50']} | "
+        f"{r['ratio_to_floor']} | {r['approx_p50_ms']} | {r.get('approx_p95_ms', '—')} | "
+        f"{r['approx_recall_at_50']} | {r.get('approx_recall_at_50_holdout', '—')} | "
         f"{r.get('approx_index', '—')} / {r.get('approx_rerank', '—')} | {r['load_s']} |\n"
         for r in (
             {k: ("—" if v is None else v) for k, v in row.items()} for row in payload["sizes"]
@@ -399,7 +426,13 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument(
-        "--factory", default=None, help="FAISS factory string (default: PQ{d/2}x4fs)"
+        "--factory", default=None, help="FAISS factory string (default: ivf.default_factory)"
+    )
+    parser.add_argument(
+        "--holdout", type=int, default=30, help="probes kept out of calibration (recall check)"
+    )
+    parser.add_argument(
+        "--note", default="", help="conditions of the run (load, other jobs), kept in the JSON"
     )
     args = parser.parse_args()
     if args.render_only:
@@ -432,7 +465,16 @@ def main() -> None:
             approx = args.approx_max_n is None or n <= args.approx_max_n
             sizes.append(
                 run_size(
-                    n, real, labels, stats, args.queries, workdir, bandwidth, approx, args.factory
+                    n,
+                    real,
+                    labels,
+                    stats,
+                    args.queries,
+                    workdir,
+                    bandwidth,
+                    approx,
+                    args.factory,
+                    args.holdout,
                 )
             )
             sizes.sort(key=lambda r: r["n"])
@@ -446,6 +488,7 @@ def main() -> None:
                 "cpus": os.cpu_count(),
                 "lfw_templates": len(real),
                 "lfw_stats": {k: round(v, 4) for k, v in stats.items()},
+                "note": args.note,
             }
             args.out.write_text(json.dumps(payload, indent=2) + "\n")
             if args.out == DEFAULT_OUT:  # a trial run elsewhere leaves the docs alone

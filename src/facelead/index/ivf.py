@@ -1,26 +1,41 @@
-"""Optional approximate search with FAISS: compressed codes, then an exact re-rank.
+"""Optional approximate search with FAISS: small compressed codes, then an exact re-rank.
 
 Off by default: nothing in the serving path builds one, and ``faiss`` (the
 ``ann`` extra, ``faiss-cpu``) is imported only here. The FAISS index is named
-by a factory string over ``x - mean``; the default is an exhaustive 4-bit
-product-quantiser fast scan (``PQ{d/2}x4fs``: 64 bytes a 256-d template, a
-quarter of the int8 scan), and an ``IVF{nlist},...`` string adds inverted
-lists with ``nprobe``. A query takes the ``rerank`` best rows by their
-compressed scores, re-scores those rows exactly from the flat index's float16
-matrix and ranks subjects exactly as the flat index does. Only rows below the
-re-rank cut (or in unvisited lists) can be missed, so recall is measured
-against exact search on every build that is given probes (:meth:`calibrate`
-raises ``rerank`` or ``nprobe`` until the target is met), never assumed.
+by a factory string over ``x - mean``; the default (:func:`default_factory`)
+is a PCA to 128 dimensions and an exhaustive 4-bit product-quantiser fast scan
+of them (``PCAR128,PQ64x4fs``: 32 bytes a template at any dimension, a
+twentieth of the int8 scan at 640-d); an ``IVF{nlist},...`` string adds
+inverted lists with ``nprobe``. A query takes the ``rerank`` best rows by
+their compressed scores, scores those rows from the flat index's int8 codes
+(a compiled gather), lets the flat index's provable shortlist pick the few
+that need their float16 rows, and ranks subjects exactly as the flat index
+does. Only rows below the re-rank cut (or in unvisited lists) can be missed,
+so recall is measured against exact search on every build that is given
+probes (:meth:`ApproxIndex.calibrate` raises ``rerank`` or ``nprobe`` until
+the target is met), never assumed.
 
-Why not IVF by default: on fused face templates the top 50 subjects of a probe
-are, apart from the mate, impostors from a dense band of scores spread over
-all of the space; measured on 100k galleries (docs/scale.md), IVF lists do
-not localise them and recall@50 >= 0.99 needed every list probed.
+Why the reduction: a fast scan costs time in proportion to its code bytes, and
+a compressed score only has to put the true top rows inside a re-rank of a
+few thousand, which the int8 gather makes cheap. Face templates vary in
+comparatively few directions (the top 128 hold 93 % of the variance of the
+fused LFW templates); the PCA keeps those, a random rotation spreads them
+evenly over the sub-quantisers, and the exact re-rank restores the dropped
+directions' part of the score. Measured with fusion-v3 (640-d, LFW-fitted
+galleries, docs/scale.md): at 1M, ``PQ320x4fs`` (160 bytes) needed 1,024
+re-ranked rows for recall@50 0.997 and ``PCAR128,PQ64x4fs`` needed 2,048 for
+0.991 at a fifth of the bytes; at 10M it reached 0.995 with 8,192 rows in
+16 ms (bench/results/search.json). Smaller codes need far larger re-ranks
+(``PCAR96,PQ48x4fs``: 32,768 rows for 0.990 at 10M).
 
-Face templates share a large common component (mean inter-class cosine about
-0.65), which a quantiser would spend its codes on; the codes are therefore of
-``x - mean``: for a fixed query ``q . x = q . mean + q . (x - mean)``, so the
-ranking is unchanged.
+Why not IVF by default: apart from the mate, the top 50 subjects of a probe
+are impostors from a dense band of scores spread over all of the space, and
+IVF lists do not localise them: at 1M ``PCAR128,IVF1024,PQ64x4fs`` reached
+recall@50 0.973 with half of the lists probed (0.864 with a quarter).
+
+The codes are of ``x - mean`` (face templates share a common component a
+quantiser would spend its codes on): for a fixed query ``q . x = q . mean +
+q . (x - mean)``, so the ranking is unchanged.
 """
 
 from __future__ import annotations
@@ -31,6 +46,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numba import njit
 from numpy.typing import NDArray
 
 from facelead.index.flat import BLOCK_ROWS, FlatIndex, Hit, default_threads
@@ -39,14 +55,39 @@ NPROBES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 """The ``nprobe`` values :meth:`ApproxIndex.calibrate` tries for an IVF index, in order."""
 SHARD_MIN_ROWS = 65_536
 """Below this many rows an exhaustive index stays in one shard."""
-RERANKS = (256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
+RERANKS = (256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
 """The ``rerank`` values it tries for an exhaustive one."""
+REDUCED_DIM = 128
+"""Dimensions the default factory's PCA keeps (chosen at 1M and 10M: docs/scale.md)."""
+
+
+@njit(nogil=True, fastmath=True, cache=True, boundscheck=False)  # type: ignore[misc]
+def _gather_dots(codes: Any, scales: Any, rows: Any, q: Any, out: Any) -> None:  # pragma: no cover
+    """``out[i] = scales[r] * (codes[r] . q)`` for ``r = rows[i]``, float32 in any order (the
+    flat index's error bound allows it). Reads only the re-ranked rows' int8 codes: a
+    numpy gather would first copy them and widen the copy to float32."""
+    d = codes.shape[1]
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        acc = np.float32(0.0)
+        for j in range(d):
+            acc += np.float32(codes[r, j]) * q[j]
+        out[i] = scales[r] * acc
 
 
 def _faiss() -> Any:
     import faiss
 
     return faiss
+
+
+def _copy(faiss: Any, index: Any) -> Any:
+    """A trained, empty copy; through serialisation for the index types that
+    ``clone_index`` does not know (RaBitQ fast scan)."""
+    try:
+        return faiss.clone_index(index)
+    except RuntimeError:
+        return faiss.deserialize_index(faiss.serialize_index(index))
 
 
 def _shard(faiss: Any, trained: Any, n: int, threads: int, ivf: bool) -> list[Any]:
@@ -56,7 +97,7 @@ def _shard(faiss: Any, trained: Any, n: int, threads: int, ivf: bool) -> list[An
     split the lists of one query across threads themselves: one shard."""
     count = 1 if ivf or n < SHARD_MIN_ROWS else max(1, threads)
     per = -(-n // count)
-    parts = [trained] + [faiss.clone_index(trained) for _ in range(count - 1)]
+    parts = [trained] + [_copy(faiss, trained) for _ in range(count - 1)]
     return [(part, i * per, min(n, (i + 1) * per)) for i, part in enumerate(parts)]
 
 
@@ -66,8 +107,13 @@ def default_nlist(n: int) -> int:
 
 
 def default_factory(dim: int) -> str:
-    """4-bit PQ fast scan, two dimensions per sub-quantiser (``PQ128x4fs`` at 256-d)."""
-    return f"PQ{max(1, dim // 2)}x4fs" if dim % 2 == 0 else "SQ8"
+    """PCA to at most ``REDUCED_DIM`` dimensions (then a random rotation, which spreads
+    their variance evenly over the sub-quantisers), then a 4-bit PQ fast scan of two
+    dimensions per sub-quantiser: ``PCAR128,PQ64x4fs``, 32 bytes a template, at 640-d.
+    The scan's cost is its code bytes; the directions PCA drops hold little of the
+    templates' variance, and the exact re-rank restores their part of the score."""
+    kept = min(dim, REDUCED_DIM) // 2 * 2
+    return f"PCAR{kept},PQ{kept // 2}x4fs" if kept >= 2 else "SQ8"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +142,9 @@ class ApproxIndex:
 
     @property
     def nlist(self) -> int:
-        """Inverted lists (0 for an exhaustive index)."""
-        return int(getattr(self.parts[0] if self.parts else self.index, "nlist", 0))
+        """Inverted lists (0 for an exhaustive index), also behind a transform (``PCAR..``)."""
+        ivf = _faiss().try_extract_index_ivf(self.parts[0] if self.parts else self.index)
+        return 0 if ivf is None else int(ivf.nlist)
 
     @classmethod
     def build(
@@ -169,8 +216,9 @@ class ApproxIndex:
         rows = self.candidate_rows(q, nprobe or self.nprobe, max(rerank or self.rerank, k))
         if rows.size == 0:
             return []
-        approx = np.asarray(flat.codes[rows], dtype=np.float32) @ q
-        approx *= flat.scales[rows]
+        rows.sort()  # the int8 rows are then read in file order
+        approx = np.empty(rows.shape[0], dtype=np.float32)
+        _gather_dots(np.asarray(flat.codes), np.asarray(flat.scales), rows, q, approx)
         short = flat.shortlist(rows, approx, q, k)  # int8 bound: few float16 rows read
         return flat.rank(short, flat.exact_rows(short, q), k)
 
