@@ -67,7 +67,8 @@ def run(name: str, sheet: Path, workers: int) -> dict[str, object]:
     start, cpu = time.perf_counter(), time.process_time()
     statuses: Counter[str] = Counter()
     for outcome in run_import(services, SYSTEM, plan, options):
-        statuses[outcome.code if outcome.status == "done" else f"refused:{outcome.code}"] += 1
+        done = outcome.code or "done"  # as the import summary counts it (a done always has one)
+        statuses[done if outcome.status == "done" else f"refused:{outcome.code}"] += 1
     wall = time.perf_counter() - start
     services.db.dispose()
     with sqlite3.connect(home / "facelead.db") as db:

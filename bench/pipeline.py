@@ -17,8 +17,9 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -30,9 +31,10 @@ from facelead.index.flat import FlatIndex
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MEDS = ROOT.parent / "shared" / "data" / "meds"
+T = TypeVar("T")
 
 
-def timed(samples: dict[str, list[float]], stage: str, call: Callable[[], Any]) -> Any:
+def timed(samples: dict[str, list[float]], stage: str, call: Callable[[], T]) -> T:
     start = time.perf_counter()
     result = call()
     samples.setdefault(stage, []).append((time.perf_counter() - start) * 1000.0)
@@ -58,18 +60,16 @@ def run(meds: Path, model_id: str) -> dict[str, Any]:
     templates, subjects = [], []
     for path in sorted(meds.glob("*.jpg")):
         data = path.read_bytes()
-        pixels = timed(samples, "decode", lambda d=data: decode_image(d)).pixels
-        faces = timed(samples, "detect", lambda p=pixels: pipeline.detect(p))
+        pixels = timed(samples, "decode", partial(decode_image, data)).pixels
+        faces = timed(samples, "detect", partial(pipeline.detect, pixels))
         if not faces:
             continue
         face = faces[0]
-        timed(samples, "align (5-point warp)", lambda p=pixels, f=face: arcface_crop(p, f))
+        timed(samples, "align (5-point warp)", partial(arcface_crop, pixels, face))
         vectors = {}
         for name, embedder in pipeline.embedders.items():
-            vectors[name] = timed(
-                samples, f"embed {name}", lambda e=embedder, p=pixels, f=face: e.embed(p, f)
-            )
-        templates.append(timed(samples, "fuse", lambda v=vectors: fuse(pipeline.config, v)))
+            vectors[name] = timed(samples, f"embed {name}", partial(embedder.embed, pixels, face))
+        templates.append(timed(samples, "fuse", partial(fuse, pipeline.config, vectors)))
         subjects.append(int(path.name[1:4]))
     matrix = np.stack(templates)
     index = FlatIndex(
@@ -79,7 +79,7 @@ def run(meds: Path, model_id: str) -> dict[str, Any]:
         timed(
             samples,
             f"index search ({len(matrix)} templates, k=20)",
-            lambda q=query: index.search(q, 20),
+            partial(index.search, query, 20),
         )
     return {
         "model_id": model_id,

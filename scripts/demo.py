@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,8 +35,15 @@ AS_USER: dict[str, str] = {}  # credentials of the user the demo acts as (set_up
 AS_ADMIN: dict[str, str] = {}  # the demo admin's token, for adding more demo users
 
 
-def facelead(*args: str, capture: bool = False, who: str = "", **env: str) -> str:
-    """Run one command as the current demo user; ``capture`` also returns its output."""
+def facelead(
+    *args: str,
+    capture: bool = False,
+    who: str = "",
+    creds: Mapping[str, str] | None = None,
+    **env: str,
+) -> str:
+    """Run one command as the current demo user (or with ``creds``, another's token);
+    ``capture`` also returns its output."""
     print(f"\n{f'[{who}] ' if who else ''}$ facelead {' '.join(args)}", flush=True)
     base = {k: v for k, v in os.environ.items() if k not in AUTH_ENV}
     result = subprocess.run(
@@ -43,7 +51,7 @@ def facelead(*args: str, capture: bool = False, who: str = "", **env: str) -> st
         check=False,
         capture_output=capture,
         text=True,
-        env={**base, "FACELEAD_HOME": str(HOME), **AS_USER, **env},
+        env={**base, "FACELEAD_HOME": str(HOME), **AS_USER, **(creds or {}), **env},
     )
     if capture:
         print(result.stdout, end="", flush=True)
@@ -81,9 +89,9 @@ def set_up_users() -> None:
     admin["FACELEAD_TOKEN"] = _printed(r"^FACELEAD_TOKEN=(\S+)$", issued)
     facelead(
         "user", "add", "clerk", "--role", "records", "--agency", "DEMO",
-        FACELEAD_NEW_PASSWORD="demo records bureau passphrase", **admin,
+        FACELEAD_NEW_PASSWORD="demo records bureau passphrase", creds=admin,
     )  # fmt: skip
-    issued = facelead("user", "token", "issue", "clerk", "--days", "1", capture=True, **admin)
+    issued = facelead("user", "token", "issue", "clerk", "--days", "1", capture=True, creds=admin)
     AS_USER["FACELEAD_TOKEN"] = _printed(r"^FACELEAD_TOKEN=(\S+)$", issued)
 
 
@@ -171,15 +179,17 @@ def add_people() -> None:
                        ("sam", "supervisor"), ("audra", "auditor")]:  # fmt: skip
         facelead(
             "user", "add", name, "--role", role, "--agency", "DEMO", capture=True,
-            FACELEAD_NEW_PASSWORD=f"demo passphrase of the {role}", **AS_ADMIN,
+            FACELEAD_NEW_PASSWORD=f"demo passphrase of the {role}", creds=AS_ADMIN,
         )  # fmt: skip
-        facelead("user", "certify", name, "--until", until, **AS_ADMIN)
-        issued = facelead("user", "token", "issue", name, "--days", "1", capture=True, **AS_ADMIN)
+        facelead("user", "certify", name, "--until", until, creds=AS_ADMIN)
+        issued = facelead(
+            "user", "token", "issue", name, "--days", "1", capture=True, creds=AS_ADMIN
+        )
         PEOPLE[name] = {"FACELEAD_TOKEN": _printed(r"^FACELEAD_TOKEN=(\S+)$", issued)}
 
 
 def as_(who: str, *args: str) -> str:
-    return facelead(*args, capture=True, who=who, **PEOPLE[who])
+    return facelead(*args, capture=True, who=who, creds=PEOPLE[who])
 
 
 def demo_workflow(probe: tuple[Path, str]) -> None:

@@ -4,7 +4,7 @@
 # Real databases, no mocks: every store test runs on SQLite and on PostgreSQL.
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -335,7 +335,7 @@ class Api:
         expect: int,
         code: str | None = None,
         *,
-        path: dict[str, object] | None = None,
+        path: Mapping[str, object] | None = None,
         headers: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
@@ -343,7 +343,8 @@ class Api:
         as ``who``; assert the status, and for an error its JSON shape and ``code``."""
         sent = {**(self.auth(who) if who else {}), **(headers or {})}
         url = "/api/v1" + route.format(**(path or {}))
-        response = self.client.request(method, url, headers=sent, **kwargs)
+        # starlette types TestClient against httpx2 (absent here, so Any); it is httpx's.
+        response: httpx.Response = self.client.request(method, url, headers=sent, **kwargs)
         assert response.status_code == expect, (who, method, url, response.text[:600])
         if expect >= 400:
             body = response.json()
@@ -388,6 +389,8 @@ def api(installed: Installed) -> Iterator[Api]:
 # secrets returned at creation are kept so tests log in as a person would.
 import re as _re  # noqa: E402
 
+from fastapi import FastAPI  # noqa: E402
+
 WEB_PASSWORD = "a web user passphrase"
 WEB_CERTIFIED = dt.date.today() + dt.timedelta(days=365)
 WEB_PEOPLE = {
@@ -405,7 +408,7 @@ class WebSite:
     services: Services
     secrets: dict[str, str]
 
-    def app(self) -> Any:
+    def app(self) -> FastAPI:
         return create_app(self.services)
 
     def password(self, username: str) -> str:

@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from starlette.types import Message, Scope
 
 from facelead.api.app import MULTIPART_OVERHEAD, create_app
 from tests.conftest import Api
@@ -142,19 +143,19 @@ def asgi_call(
 ) -> tuple[int, dict[str, str], dict[str, Any], int]:
     """POST /api/v1/searches straight through ASGI; returns status, headers, body, reads."""
     reads = 0
-    sent: list[dict[str, Any]] = []
+    sent: list[Message] = []
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         nonlocal reads
         reads += 1
         if reads > len(chunks):
             return {"type": "http.disconnect"}
         return {"type": "http.request", "body": chunks[reads - 1], "more_body": reads < len(chunks)}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         sent.append(message)
 
-    scope = {
+    scope: Scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
         "scheme": "http", "path": "/api/v1/searches", "raw_path": b"/api/v1/searches",
         "query_string": b"", "root_path": "", "headers": headers,

@@ -19,6 +19,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import schemathesis
@@ -31,6 +32,9 @@ from facelead.domain.access import SYSTEM, Role
 from facelead.services import identity as identity_service
 from facelead.services.context import Services
 from tests.conftest import ADMIN_PASSWORD, USER_PASSWORD
+
+if TYPE_CHECKING:
+    from schemathesis.specs.openapi.schemas import OpenApiCase
 
 FUZZER = "fuzzer"
 HOME = tempfile.TemporaryDirectory(prefix="facelead-fuzz-")
@@ -61,7 +65,7 @@ def fuzz_token() -> Iterator[str]:
     database=None,
     suppress_health_check=list(HealthCheck),
 )
-def test_no_server_errors(case: schemathesis.Case, fuzz_token: str) -> None:
+def test_no_server_errors(case: OpenApiCase, fuzz_token: str) -> None:
     token = fuzz_token
     if case.path.endswith("/auth/logout"):  # logging out must not end the other examples' token
         actor = identity_service.authenticate_token(SERVICES, token, "fuzz")

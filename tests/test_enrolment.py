@@ -36,7 +36,9 @@ def _jpeg(pixels: np.ndarray) -> bytes:
 
 
 def _rgb(path: Path) -> np.ndarray:
-    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    bgr = cv2.imread(str(path))
+    assert bgr is not None, path
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def _assert_refused_unchanged(services: Services, data: bytes, code: str) -> None:

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from numpy.typing import NDArray
 from typer.testing import CliRunner
 
 from facelead.biometrics.normalise import CohortNorm
@@ -64,7 +65,9 @@ def test_identity_rate_weights_people_by_their_comparisons() -> None:
         stats.identity_rate([3], [2], np.ones((1, 1), dtype=np.int64))
 
 
-def _uniform_group(boot: stats.Bootstrap, key: str, people: int, each: int, errors: int):
+def _uniform_group(
+    boot: stats.Bootstrap, key: str, people: int, each: int, errors: int
+) -> stats.GroupRate:
     """*people* people with *each* comparisons; the first *errors* people err once."""
     wrong = np.zeros(people, dtype=np.int64)
     wrong[:errors] = 1
@@ -329,7 +332,7 @@ def _mini_lfw(root: Path, seed: int = 5) -> Templates:
     root.mkdir(parents=True, exist_ok=True)
     (root / "metadata.csv").write_text("\n".join(rows) + "\n")
     faces = [face_fields(FOUND, None, 0) for _ in paths]
-    per_model = {
+    per_model: dict[str, list[NDArray[np.float32] | None]] = {
         name: [np.roll(v, k) for v in vectors]
         for k, name in enumerate(("sface-flip", "facenet-v2", "dlib-v2"))
     }

@@ -31,6 +31,7 @@ from fastapi import FastAPI
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from starlette.types import Message, Scope
 
 from facelead.audit.chain import AuditRecord
 from facelead.audit.export import export_lines
@@ -399,9 +400,10 @@ def _asgi_post(
     app: FastAPI, headers: list[tuple[bytes, bytes]], body: Iterator[bytes]
 ) -> tuple[int, dict[str, Any], int]:
     """POST /api/v1/searches straight through ASGI, pulling the body lazily; counts reads."""
-    reads, sent = 0, []
+    reads = 0
+    sent: list[Message] = []
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         nonlocal reads
         reads += 1
         chunk = next(body, None)
@@ -409,10 +411,10 @@ def _asgi_post(
             return {"type": "http.disconnect"}
         return {"type": "http.request", "body": chunk, "more_body": True}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         sent.append(message)
 
-    scope = {
+    scope: Scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
         "scheme": "http", "path": "/api/v1/searches", "raw_path": b"/api/v1/searches",
         "query_string": b"", "root_path": "", "headers": headers,

@@ -191,14 +191,15 @@ def test_examiner_account_rules() -> None:
     good = dict(exists=True, disabled=False, roles=["examiner"], certified_until=today,
                 agency="LACRIS", case_agency="LACRIS", today=today)  # fmt: skip
     rules.check_examiner_account(**good)  # type: ignore[arg-type]
-    for change, code in [
+    changes: list[tuple[dict[str, object], str]] = [
         ({"exists": False}, "user_not_found"),
         ({"disabled": True}, "user_disabled"),
         ({"roles": ["investigator"]}, "not_an_examiner"),
         ({"certified_until": dt.date(2025, 5, 31)}, "examiner_not_certified"),
         ({"certified_until": None}, "examiner_not_certified"),
         ({"agency": "LASD"}, "examiner_agency_mismatch"),
-    ]:
+    ]
+    for change, code in changes:
         args = {**good, **change}
         assert code_of(lambda a=args: rules.check_examiner_account(**a)) == code
 

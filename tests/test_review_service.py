@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -75,7 +76,7 @@ def test_assignment_checks_the_account(world: World, installed: Installed) -> No
         ("olga", "examiner_not_certified"),
         ("lou", "examiner_agency_mismatch"),
     ]:
-        refused_unchanged(services, lambda n=name: assign_reviewer(services, sam, sid, n), code)
+        refused_unchanged(services, partial(assign_reviewer, services, sam, sid, name), code)
     refused_unchanged(
         services, lambda: assign_reviewer(services, world["ivy"], sid, "erin"), "forbidden"
     )

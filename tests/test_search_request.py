@@ -13,6 +13,7 @@ import hashlib
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -169,7 +170,7 @@ def test_animated_and_multi_frame_probes_are_refused(services: Services) -> None
         (_save(first, "TIFF", save_all=True, append_images=rest), "multi_frame_not_allowed"),
     ]:
         assert_refused_leaves_nothing(
-            services, lambda d=data: submit_search(services, INVESTIGATOR, CASE, d, REQUEST), code
+            services, partial(submit_search, services, INVESTIGATOR, CASE, data, REQUEST), code
         )
 
 
@@ -199,7 +200,7 @@ def test_only_trained_investigators_submit(services: Services, probe: bytes) -> 
             continue  # the allowed role succeeds in test_submit_records_search_without_candidates
         who = actor(f"u-{role.value}", role)
         assert_refused_leaves_nothing(
-            services, lambda w=who: submit_search(services, w, CASE, probe, REQUEST), "forbidden"
+            services, partial(submit_search, services, who, CASE, probe, REQUEST), "forbidden"
         )
     lapsed = actor("old", Role.INVESTIGATOR, certified=LAPSED)
     assert_refused_leaves_nothing(
@@ -254,14 +255,12 @@ def test_override_approval_rules(services: Services) -> None:
             "training_expired",
         ),
     ]:
-        assert_refused_leaves_nothing(
-            services, lambda w=who, a=args: approve(services, w, *a), code
-        )
+        assert_refused_leaves_nothing(services, partial(approve, services, who, *args), code)
     for role in Role:
         if role not in PERMISSIONS[Action.SEARCH_QUALITY_OVERRIDE]:
             who = actor(f"u-{role.value}", role)
             assert_refused_leaves_nothing(
-                services, lambda w=who: approve(services, w, CASE, sha, "ivy", why), "forbidden"
+                services, partial(approve, services, who, CASE, sha, "ivy", why), "forbidden"
             )
     close_case(services, SUPERVISOR, CASE)
     assert_refused_leaves_nothing(
@@ -425,7 +424,9 @@ def test_rate_limit_counts_todays_searches(searched: Searched) -> None:
 @pytest.mark.models
 def test_quality_override_lets_one_resubmission_through(searched: Searched, meds_dir: Path) -> None:
     services = searched.services
-    pixels = cv2.cvtColor(cv2.imread(str(meds_dir / "S001-04-t10_01.jpg")), cv2.COLOR_BGR2RGB)
+    bgr = cv2.imread(str(meds_dir / "S001-04-t10_01.jpg"))
+    assert bgr is not None
+    pixels = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     dark = _jpeg((pixels * 0.08).astype(np.uint8))
     sha = hashlib.sha256(dark).hexdigest()
 

@@ -40,7 +40,7 @@ from facelead.services.search import submit_search
 from tests.conftest import WebSite, meds_split, served, web_install
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page, Response
+    from playwright.sync_api import Browser, FloatRect, Page, Response, ViewportSize
 
 pytestmark = pytest.mark.models
 
@@ -57,7 +57,7 @@ DOCS_IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
 DISCLAIMER = "Investigative lead only — not a positive identification — not probable cause"
 CASE = "LA-2025-0142"
 GALLERY_SUBJECTS = 6
-VIEWPORT = {"width": 1440, "height": 1000}
+VIEWPORT: ViewportSize = {"width": 1440, "height": 1000}
 
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
@@ -83,8 +83,8 @@ class World:
 
 def _two_people(first: Path, second: Path, out: Path) -> Path:
     """A still showing the probe subject and, smaller, somebody else: the picker must appear."""
-    with Image.open(first) as a, Image.open(second) as b:
-        a, b = a.convert("RGB"), b.convert("RGB")
+    with Image.open(first) as first_file, Image.open(second) as second_file:
+        a, b = first_file.convert("RGB"), second_file.convert("RGB")
         b = b.resize((int(b.width * 0.7), int(b.height * 0.7)))
         canvas = Image.new("RGB", (a.width + b.width + 40, a.height), (200, 200, 200))
         canvas.paste(a, (0, 0))
@@ -177,7 +177,7 @@ class Person:
         """A screenshot of the viewport (or the page, or the top ``height`` pixels)."""
         path = self.world.shots / f"web-{name}.png"
         if height is not None:
-            clip = {"x": 0, "y": 0, "width": VIEWPORT["width"], "height": height}
+            clip: FloatRect = {"x": 0, "y": 0, "width": VIEWPORT["width"], "height": height}
             self.page.screenshot(path=str(path), clip=clip)
         else:
             self.page.screenshot(path=str(path), full_page=full_page)
@@ -319,6 +319,7 @@ def _check_synchronised_zoom(page: Page) -> None:
     expect(probe).to_have_attribute("data-zoom", "1.250")
     assert probe.get_attribute("data-pan") == candidate.get_attribute("data-pan") != "0,0"
     box = candidate.bounding_box()
+    assert box is not None
     page.mouse.move(box["x"] + 100, box["y"] + 120)
     page.mouse.wheel(0, -300)
     zoom = candidate.get_attribute("data-zoom")

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pyotp
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from facelead.web.context import Clock, WebApp
@@ -26,7 +27,9 @@ def client(web_site: WebSite) -> Iterator[TestClient]:
 
 def web_clock(client: TestClient) -> Clock:
     """The application's clock: tests move it forward instead of waiting."""
-    web: WebApp = client.app.state.facelead_web
+    app = client.app
+    assert isinstance(app, FastAPI)
+    web: WebApp = app.state.facelead_web
     return web.clock
 
 
