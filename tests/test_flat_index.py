@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
-from facelead.index import FlatIndex, Hit, load_or_rebuild
+from facelead.index import FlatIndex, Hit, load_or_rebuild, scan_setup
 from facelead.index import flat as flat_module
 
 MODEL = "fusion-v1"
@@ -110,6 +110,7 @@ def test_float16_ranking_matches_float32_when_scores_are_separated() -> None:
 
 def test_blocked_scoring_and_candidate_prefilter(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(flat_module, "BLOCK_ROWS", 7)
+    monkeypatch.setattr(scan_setup, "BLOCK_ROWS", 7)  # the quantiser's blocks too
     rng = np.random.default_rng(3)
     n, d = 20_000, 8
     vectors = _unit(rng, n, d)

@@ -12,8 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
-from facelead.index import FlatIndex, load_or_rebuild
+from facelead.index import FlatIndex, load_or_rebuild, scan_setup
 from facelead.index import flat as flat_module
+from facelead.index.scan_setup import Hit
 
 MODEL = "fusion-v1"
 
@@ -55,7 +56,7 @@ def _reference(
     return [(pid, sid) for sid, (_, pid) in ranked[:k]]
 
 
-def _pairs(hits: list[flat_module.Hit]) -> list[tuple[int, int]]:
+def _pairs(hits: list[Hit]) -> list[tuple[int, int]]:
     return [(h.photo_id, h.subject_id) for h in hits]
 
 
@@ -201,7 +202,7 @@ def test_property_fast_path_and_fallbacks_match_brute_force(
     q = _clustered(rng, 1, 16, 1)[0][0]
     with (
         mock.patch.object(flat_module, "MAX_HEAP", heap_cap),
-        mock.patch.object(flat_module, "CANDIDATES", candidates),
+        mock.patch.object(scan_setup, "CANDIDATES", candidates),
         mock.patch.object(flat_module, "SCAN_ROWS", 8),
         mock.patch.object(flat_module, "SMALL_SCAN", 0 if threads > 1 else 32_768),
     ):

@@ -49,7 +49,8 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-from facelead.index.flat import BLOCK_ROWS, FlatIndex, Hit, default_threads
+from facelead.index.flat import FlatIndex
+from facelead.index.scan_setup import BLOCK_ROWS, Hit, default_threads
 
 NPROBES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 """The ``nprobe`` values :meth:`ApproxIndex.calibrate` tries for an IVF index, in order."""

@@ -41,7 +41,7 @@ from facelead.domain.search import (
 from facelead.errors import NotFoundError, PermissionDenied, RateLimited
 from facelead.eval.calibration import load_calibration
 from facelead.eval.metrics import estimated_fmr
-from facelead.index.flat import Hit
+from facelead.index.scan_setup import Hit
 from facelead.services.cases import require_case, summary_of, user_ref
 from facelead.services.context import Services
 from facelead.services.uow import Scope, perform
