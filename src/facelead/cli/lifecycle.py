@@ -21,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from facelead.cli.auth import UserOption, current_actor
-from facelead.cli.output import console
+from facelead.cli.output import console, parse_date
 from facelead.config import Settings
 from facelead.errors import InputError
 from facelead.services.backup import backup
@@ -130,10 +130,7 @@ def _retention_instant(at: str | None, apply: bool) -> dt.datetime | None:
     lists before their retention period ends."""
     if at is None:
         return None
-    try:
-        day = dt.date.fromisoformat(at)
-    except ValueError:
-        raise InputError(f"--at {at!r} is not a date (YYYY-MM-DD)", code="invalid_date") from None
+    day = parse_date(at)
     if apply and day > dt.datetime.now(dt.UTC).date():
         raise InputError(
             f"--apply as of {day} is in the future: records would be deleted before their "

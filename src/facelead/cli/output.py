@@ -1,7 +1,8 @@
-"""Rendering helpers shared by the commands."""
+"""Rendering and parsing helpers shared by the commands."""
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from typing import NoReturn
 
@@ -9,11 +10,19 @@ from rich.console import Console
 from rich.table import Table
 
 from facelead.domain.search import CandidateList
-from facelead.errors import FaceLeadError
+from facelead.errors import FaceLeadError, InputError
 
 # Wide enough for the candidate table when piped (make demo, logs).
 console = Console(width=None if sys.stdout.isatty() else 120)
 err_console = Console(stderr=True)
+
+
+def parse_date(text: str) -> dt.date:
+    """A YYYY-MM-DD option; anything else is one line, ``invalid_date``."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"not a date (YYYY-MM-DD): {text!r}", code="invalid_date") from None
 
 
 def fail(exc: FaceLeadError) -> NoReturn:

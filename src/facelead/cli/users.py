@@ -13,9 +13,8 @@ import typer
 from rich.table import Table
 
 from facelead.cli.auth import UserOption, current_actor, read_secret
-from facelead.cli.output import console
+from facelead.cli.output import console, parse_date
 from facelead.domain.identity import MfaEnrolment, TokenView, UserView
-from facelead.errors import InputError
 from facelead.services import identity
 from facelead.services.context import Services
 
@@ -35,13 +34,6 @@ def _services() -> Services:
     services = Services()
     services.initialise()
     return services
-
-
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise InputError(f"not a date (YYYY-MM-DD): {text!r}", code="invalid_date") from None
 
 
 def show_enrolment(enrolment: MfaEnrolment) -> None:
@@ -130,7 +122,7 @@ def certify(
     """Record training certification; searching and reviewing need it current."""
     services = _services()
     actor = current_actor(services, user)
-    view = identity.certify_user(services, actor, username, _date(until))
+    view = identity.certify_user(services, actor, username, parse_date(until))
     console.print(f"{view.username}: certified until {view.certified_until}", markup=False)
 
 
