@@ -229,7 +229,7 @@ def test_missing_probes_and_index_leftovers_are_found(installed: Installed) -> N
     services.probes.path(released_sha).unlink()  # retention's own deletion: fine
     assert diagnose(services, admin).ok
     services.probes.path(needed_sha).unlink()  # lost: an error, never repaired
-    index_dir = services.settings.index_dir / "fusion-v3"
+    index_dir = services.settings.index_dir / services.settings.model_id
     index_dir.mkdir(parents=True, exist_ok=True)
     old_tmp, new_tmp = index_dir / ".tmp-killed", index_dir / ".tmp-writing"
     old_tmp.write_bytes(b"\0" * 64)

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from facelead.biometrics.align import arcface_crop, box_crop, dlib_detector_box, margin_crop
+from facelead.biometrics.centre import CENTRE_LFW_V1, CentreFile, centred, load_centres
 from facelead.biometrics.types import Face, RGBImage, Vector
 from facelead.biometrics.weights import (
     DLIB_RESNET,
@@ -24,6 +25,7 @@ from facelead.biometrics.weights import (
     WeightFile,
     verified_path,
 )
+from facelead.errors import ModelIntegrityError
 
 
 class Embedder(Protocol):
@@ -216,6 +218,39 @@ class DlibV2Embedder(DlibEmbedder):
         return dlib_detector_box(face)
 
 
+class CentredEmbedder:
+    """A base embedder's vector measured from a shipped centre (biometrics/centre.py).
+
+    ``derive`` turns a base vector into this member's vector without the image, so
+    an evaluation reuses the base model's cached templates instead of re-embedding.
+    """
+
+    def __init__(self, base: Embedder, centre: CentreFile, name: str) -> None:
+        self.base, self.centre_file, self.name = base, centre, name
+        self.version = f"{base.version}+centre-{centre.name}-{centre.sha256[:12]}"
+        self.dim = base.dim
+        self.weights = base.weights
+
+    def load(self) -> None:
+        self.base.load()
+        self.centre()
+
+    def centre(self) -> Vector:
+        centres = load_centres(self.centre_file)
+        if self.base.name not in centres:
+            raise ModelIntegrityError(
+                f"{self.centre_file.name} has no centre for {self.base.name}",
+                code="model_integrity",
+            )
+        return centres[self.base.name]
+
+    def derive(self, base_vector: Vector) -> Vector:
+        return centred(base_vector, self.centre())
+
+    def embed(self, image: RGBImage, face: Face) -> Vector:
+        return self.derive(self.base.embed(image, face))
+
+
 EMBEDDERS: dict[str, Callable[[], Embedder]] = {
     "sface": SFaceEmbedder,
     "facenet": FaceNetEmbedder,
@@ -223,4 +258,6 @@ EMBEDDERS: dict[str, Callable[[], Embedder]] = {
     "sface-flip": SFaceFlipEmbedder,
     "facenet-v2": FaceNetV2Embedder,
     "dlib-v2": DlibV2Embedder,
+    "sface-flip-c1": lambda: CentredEmbedder(SFaceFlipEmbedder(), CENTRE_LFW_V1, "sface-flip-c1"),
+    "facenet-v2-c1": lambda: CentredEmbedder(FaceNetV2Embedder(), CENTRE_LFW_V1, "facenet-v2-c1"),
 }

@@ -295,3 +295,47 @@ def demographics(
     if report:
         for path in write_fairness(body, report):
             console.print(f"Report written: {path}")
+
+
+@eval_app.command("centre")
+def centre(
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="Centre file to write (src/facelead/biometrics/centres/)."),
+    ],
+    data: Annotated[
+        Path,
+        typer.Option("--data", help="LFW folder: images/ and metadata.csv (sex_afifi labels)."),
+    ] = DEFAULT_LFW,
+    model: Annotated[
+        str, typer.Option("--model", help="Model id whose centred members the file serves.")
+    ] = "fusion-v4",
+    blend: Annotated[
+        float | None,
+        typer.Option(
+            "--blend",
+            min=0.0,
+            max=1.5,
+            help="Weight of the women's mean in the centre (default: chosen on half the people).",
+        ),
+    ] = None,
+    json_path: JsonOption = None,
+    cache: CacheOption = DEFAULT_CACHE,
+    workers: WorkersOption = 2,
+) -> None:
+    """Fit a template centre on LFW's labelled people and write it with its SHA-256."""
+    from facelead.eval.centring import run_centre
+
+    result = _measured(
+        lambda bar: run_centre(data, model, TemplateCache(cache), out, blend, workers, bar)
+    )
+    body = {"command": " ".join(["facelead", *sys.argv[1:]]), **result}
+    for point in body["points"]:
+        console.print(
+            f"blend {point['blend']:.1f}: women/men FMR ratio "
+            f"{point['ratio_a_where_fitted']:.2f}x where fitted, "
+            f"{point['ratio_a_other_half']:.2f}x on the other half"
+        )
+    console.print(f"blend {body['blend']}: {out} sha256 {body['sha256']}")
+    if json_path:
+        _write_json(json_path, body)

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from facelead.eval.demographics_centring_doc import centring_section
 from facelead.eval.demographics_doc import (
     IDENTIFICATION_TABLES,
     VERIFICATION_TABLES,
@@ -153,6 +154,9 @@ LIMITS = """\
 - The normalisers were fixed before measuring (cohort size, seed, top-k), but they were
   measured on the same LFW people they are reported on; their benefit on other photos
   must be re-measured.
+- The centre's blend (mitigation 3) was chosen with the sex labels of LFW people; the
+  half-and-half check shows how it carries to people not used to choose, but not to
+  booking photos: re-measure on your own labelled photos.
 - The fusion weights of mitigation 2 were *chosen* with the labels on these same people;
   the split-half check above shows how much of the chosen ratio survives on people not
   used to choose.
@@ -208,6 +212,7 @@ def render(report: Json) -> str:
     ]
     for key in order:
         lines += model_section(key, report["models"][key], report)
+    lines += centring_section(report)
     lines += mitigation_section(report, cohort)
     lines += weighting_section(report)
     lines += ["## Limits", "", LIMITS.format(race_people=sum(labels["race"].values()))]

@@ -33,12 +33,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from facelead.biometrics.centre import centre_metadata
 from facelead.biometrics.embed import EMBEDDERS
 from facelead.biometrics.fusion import FusionConfig, model_config
 from facelead.biometrics.normalise import CohortNorm
 from facelead.errors import InputError
 from facelead.eval import demographics_stats as stats
 from facelead.eval.cache import TemplateCache
+from facelead.eval.centring import SPLIT_SEED, Population, centre_file_of, uncentred
+from facelead.eval.centring import sweep as sweep_blends
 from facelead.eval.demographics import (
     Labels,
     Probes,
@@ -272,10 +275,40 @@ def weighting(
 
 
 def model_configs(model_id: str, pool: Sequence[str] = FUSION_POOL) -> list[FusionConfig]:
-    """Every single model of the pool, then the model id asked for (the default)."""
+    """Every single model of the pool, the default's uncentred *before* if it is centred,
+    then the model id asked for (the default)."""
     configs = {c.model_id: c for c in (single_config(name) for name in pool)}
-    configs[model_id] = model_config(model_id)
+    default = model_config(model_id)
+    parent = uncentred(default)
+    if parent is not None:
+        configs[parent.model_id] = parent
+    configs[model_id] = default
     return list(configs.values())
+
+
+def centring(
+    protocol: Protocol, templates: Templates, default: FusionConfig, models: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The default's centre judged as a mitigation: its uncentred parent is the *before*;
+    the blend sweep shows the ratio where the centre was fitted and on held-out people."""
+    parent = uncentred(default)
+    if parent is None or parent.model_id not in models:
+        return None
+    weights = dict(parent.members)
+    population = Population.of(templates, protocol.subjects, list(weights), SPLIT_SEED)
+    before, after = models[parent.model_id], models[default.model_id]
+    return {
+        "before": parent.model_id,
+        "after": default.model_id,
+        "shipped": centre_metadata(centre_file_of(default)),
+        "sweep": sweep_blends(population, weights, protocol.target_fmr),
+        "rule": rule(
+            before["verification"],
+            after["verification"],
+            before["identification"],
+            after["identification"],
+        ),
+    }
 
 
 def _probes(split: IdentificationSplit, labels: Labels) -> Probes:
@@ -315,6 +348,7 @@ def analyse(
         plan,
     )
     models = {c.model_id: evaluate_model(protocol, templates, c) for c in configs}
+    centred = centring(protocol, templates, configs[-1], models)
     pool = [c.names[0] for c in configs if len(c.members) == 1]
     in_cohort = subjects.without(set(subjects.names) - set(cohort))
     return {
@@ -334,6 +368,7 @@ def analyse(
         },
         "models": models,
         "weighting": weighting(protocol, templates, pool, models[configs[-1].model_id]),
+        **({"centring": centred} if centred else {}),
     }
 
 

@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 
 from facelead.biometrics.decode import DecodeLimits, decode_image
 from facelead.biometrics.detect import YuNetDetector
-from facelead.biometrics.embed import Embedder
+from facelead.biometrics.embed import CentredEmbedder, Embedder
 from facelead.biometrics.quality import QualityFloor, assess
 from facelead.biometrics.types import Face, RGBImage
 from facelead.eval.cache import TemplateCache
@@ -266,7 +266,29 @@ def extract(
     workers: int = 2,
     progress: Progress | None = None,
 ) -> Templates:
-    """Faces and templates of *paths* under every embedder, computing only what is missing."""
+    """Faces and templates of *paths* under every embedder, computing only what is missing.
+
+    A centred embedder's vectors are derived from its base model's (cached) ones: a
+    new centre costs seconds, not another pass over every photo.
+    """
+    derived = [e for e in embedders if isinstance(e, CentredEmbedder)]
+    direct = {e.name: e for e in embedders if not isinstance(e, CentredEmbedder)}
+    direct |= {e.base.name: e.base for e in derived if e.base.name not in direct}
+    templates = _extract_direct(paths, list(direct.values()), cache, policy, workers, progress)
+    for embedder in derived:
+        base = templates.vectors[embedder.base.name]
+        templates.vectors[embedder.name] = [None if v is None else embedder.derive(v) for v in base]
+    return templates
+
+
+def _extract_direct(
+    paths: Sequence[Path],
+    embedders: Sequence[Embedder],
+    cache: TemplateCache,
+    policy: DetectionPolicy | None,
+    workers: int,
+    progress: Progress | None,
+) -> Templates:
     policy = policy or DetectionPolicy()
     paths = list(paths)
     shas = [file_sha256(p) for p in paths]
