@@ -66,6 +66,11 @@ ALIGNMENT: dict[str, str] = {
     "dlib-v2": "YuNet's box mapped to dlib's HOG-detector convention (square, side 1.136 w, "
     "centre shifted -0.027 w, +0.039 h; medians over 298 LFW faces) before the 5-point "
     "predictor; chip and mirror averaged.",
+    "sface-flip-c1": "`sface-flip`, then measured from the shipped centre `lfw-sexblend-v1` "
+    "(subtract, re-normalise; biometrics/centre.py, docs/fairness.md mitigation 3).",
+    "facenet-v2-c1": "`facenet-v2`, then measured from the shipped centre `lfw-sexblend-v1` "
+    "(as FaceNet's authors subtract the mean embedding on LFW; here the centre is a "
+    "blend of the women's and men's means chosen for equal false match rates).",
 }
 """How each embedder crops and post-processes a face (see biometrics/embed.py, align.py)."""
 

@@ -129,11 +129,13 @@ def default_choice(report: Mapping[str, Any]) -> list[str]:
     return [
         "",
         f"The default, **{default}** ({_members(report['models'][default])}), is **not** the "
-        "accuracy-only pick above: it was chosen under the fairness rule of issue 9 "
+        "accuracy-only pick above. Its weights were chosen under the fairness rule of issue 9 "
         "([fairness.md](fairness.md)): among fusion weights whose FNIR at rank 1 is at most "
-        "0.2 points worse, the one with the lowest women/men false match rate ratio. FaceLead "
-        "returns ranked candidate lists for human review, never a thresholded yes/no, so rank "
-        "accuracy is the guard; the price in the low-FPIR tail is shown in the table above.",
+        "0.2 points worse, the one with the lowest women/men false match rate ratio. A member "
+        "whose name ends in `-c1` is measured from a shipped template centre that brings that "
+        "ratio near parity (fairness.md, mitigation 3). FaceLead returns ranked candidate "
+        "lists for human review, never a thresholded yes/no, so rank accuracy is the guard; "
+        "the 1:1 and low-FPIR figures of every choice are in the table above.",
     ]
 
 
