@@ -206,7 +206,7 @@ def test_migration_keeps_existing_tombstones(database_url: str) -> None:
             conn.execute(sa.text("INSERT INTO tombstone_photos (tombstone_id, image_sha256) "
                                  "VALUES (7, 'abc')"))  # fmt: skip
         db.upgrade()
-        assert db.current_heads() == db.script_heads() == ("0007_booking_tombstones",)
+        assert db.current_heads() == db.script_heads() == ("0008_pin_active_model",)
         with db.session() as session:
             stone = session.get(Tombstone, 7)
             assert stone is not None and (stone.order_ref, stone.booking_hash) == ("LASC-1", "")

@@ -73,7 +73,11 @@ class Services:
 
     @property
     def pipeline(self) -> FacePipeline:
-        model_id = self.active_model_id()
+        """The active model's pipeline (what searches and enrolments use)."""
+        return self.pipeline_for(self.active_model_id())
+
+    def pipeline_for(self, model_id: str) -> FacePipeline:
+        """A named model's pipeline: re-templating computes a model that is not yet active."""
         with self._pipeline_lock:
             if model_id not in self._pipelines:
                 self._pipelines[model_id] = FacePipeline(model_id)

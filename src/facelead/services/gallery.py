@@ -13,7 +13,7 @@ from facelead.biometrics.select import face_for_enrolment
 from facelead.domain.access import Action, Actor
 from facelead.domain.gallery import BookingRef, EnrolmentResult, EnrolmentStatus, PhotoView
 from facelead.errors import ConflictError, FaceError, FaceLeadError, InputError
-from facelead.services.context import Services
+from facelead.services.context import ACTIVE_MODEL, Services
 from facelead.services.uow import Scope, perform
 from facelead.store import gallery as repo
 from facelead.store import lifecycle as lifecycle_repo
@@ -116,6 +116,10 @@ def _enrol_new(
     )
     if view is PhotoView.FRONTAL:
         repo.add_template(session, photo, analysis.model_id, analysis.template)
+        # The gallery's first template fixes its model: a later change of the configured
+        # default (a new release) must not leave searches on an empty index; only a
+        # completed `gallery reindex` moves the gallery to another model.
+        lifecycle_repo.pin_setting(session, ACTIVE_MODEL, analysis.model_id, scope.actor.username)
     # The file last: a refusal above (a booking of another subject...) leaves no orphan bytes.
     services.images.put(data)
     if view is PhotoView.FRONTAL:
@@ -168,5 +172,5 @@ def _refused(path: Path, ref: BookingRef, exc: FaceLeadError) -> EnrolmentResult
 def gallery_stats(services: Services, actor: Actor) -> dict[str, Any]:
     with perform(services, actor, Action.GALLERY_READ, object_type="gallery") as scope:
         stats = repo.gallery_stats(scope.session)
-    stats["model_id"] = services.settings.model_id
+    stats["model_id"] = services.active_model_id()
     return stats

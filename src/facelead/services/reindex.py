@@ -55,7 +55,8 @@ def _template(services: Services, job: Job) -> tuple[int, Any, str | None]:
             np.asarray(landmarks, dtype=np.float32).reshape(5, 2),
             1.0,
         )
-        return photo_id, services.pipeline.analyse(pixels, face).template, None
+        pipeline = services.pipeline_for(services.settings.model_id)  # the target model
+        return photo_id, pipeline.analyse(pixels, face).template, None
     except FaceLeadError as exc:
         return photo_id, None, exc.code
 
@@ -68,7 +69,7 @@ def _worker_init(settings: dict[str, Any]) -> None:
 
     cv2.setNumThreads(1)
     services = Services(Settings(**settings))
-    services.pipeline  # noqa: B018 - load the new model once per process
+    services.pipeline_for(services.settings.model_id)  # load the new model once per process
     _WORKER["services"] = services
 
 

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from facelead.store.lifecycle_models import (
@@ -147,6 +149,17 @@ def photo_removed(session: Session, image_sha256: str) -> bool:
 
 def get_setting(session: Session, key: str) -> str | None:
     return session.scalar(select(GallerySetting.value).where(GallerySetting.key == key))
+
+
+def pin_setting(session: Session, key: str, value: str, username: str) -> None:
+    """Write *key* only if it is absent: the first writer wins, also when two transactions
+    race (INSERT ... ON CONFLICT DO NOTHING on both SQLite and PostgreSQL)."""
+    dialect = session.get_bind().dialect.name
+    build = sqlite_insert if dialect == "sqlite" else postgresql_insert
+    row = {"key": key, "value": value, "updated_by_username": username, "updated_at": utcnow()}
+    session.execute(
+        build(GallerySetting).values(**row).on_conflict_do_nothing(index_elements=["key"])
+    )
 
 
 def set_setting(session: Session, key: str, value: str, username: str) -> None:
