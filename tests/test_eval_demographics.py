@@ -19,6 +19,7 @@ from hypothesis.extra.numpy import arrays
 from numpy.typing import NDArray
 from typer.testing import CliRunner
 
+from facelead.biometrics.centre import centred
 from facelead.biometrics.normalise import CohortNorm
 from facelead.errors import InputError
 from facelead.eval import demographics_stats as stats
@@ -30,6 +31,7 @@ from facelead.eval.demographics import (
     read_labels,
     verification,
 )
+from facelead.eval.demographics_mitigation_doc import candidates
 from facelead.eval.demographics_report import write_fairness
 from facelead.eval.demographics_run import MitigationPlan, analyse, model_configs
 from facelead.eval.scores import TemplateIndex
@@ -442,3 +444,30 @@ def test_the_default_rule_needs_a_narrower_ratio_and_rank1_within_0_2_points() -
     assert not rule(v(2.2), v(1.4), i(0.010), i(0.0125))["qualifies_as_default"]
     wider = rule(v(1.2), v(1.4), i(0.010), i(0.010))
     assert not wider["qualifies_as_default"] and wider["ratio_at_most_1.5"]
+
+
+def test_centred_default_is_judged_against_its_uncentred_parent(tmp_path: Path) -> None:
+    """fusion-v4's report carries the centring block: fusion-v3 before, the blend sweep on
+    halves, the rule; the page renders it as mitigation 3 and counts it as a candidate."""
+    templates = _mini_lfw(tmp_path / "lfw")
+    for base in ("sface-flip", "facenet-v2"):
+        rows = [v for v in templates.vectors[base] if v is not None]
+        centre = np.mean(rows, axis=0).astype(np.float32)
+        templates.vectors[f"{base}-c1"] = [
+            None if v is None else centred(v, centre) for v in templates.vectors[base]
+        ]
+    plan = MitigationPlan(cohort_size=6, methods=(("znorm", None),))
+    configs = model_configs("fusion-v4")
+    assert [c.model_id for c in configs][-2:] == ["fusion-v3", "fusion-v4"]
+    body = analyse(tmp_path / "lfw", templates, configs, 0.05, stats.Bootstrap(50), plan)
+    json.dumps(body, allow_nan=False)
+    c = body["centring"]
+    assert (c["before"], c["after"]) == ("fusion-v3", "fusion-v4")
+    assert c["shipped"]["blend"] == 0.9
+    assert [p["blend"] for p in c["sweep"]["points"]] == [round(0.1 * i, 1) for i in range(13)]
+    fmr_v3 = body["models"]["fusion-v3"]["verification"]["women_men_fmr_ratio"]["ratio"]
+    assert c["rule"]["women_men_fmr_ratio_before"] == fmr_v3
+    page = write_fairness(body, tmp_path / "docs")[0].read_text()
+    assert "## Mitigation 3: template centring" in page
+    assert "| fusion-v4 | centring |" in page
+    assert candidates(body)[0] == ("template centring (fusion-v3 → fusion-v4)", c["rule"])

@@ -32,6 +32,7 @@ from facelead.errors import InputError
 from facelead.eval import metrics
 from facelead.eval.cache import TemplateCache
 from facelead.eval.demographics import Subjects, build_subjects, read_labels
+from facelead.eval.demographics_stats import finite
 from facelead.eval.protocol import read_lfw_images
 from facelead.eval.scores import TemplateIndex
 from facelead.eval.templates import DetectionPolicy, Progress, Templates, extract
@@ -93,8 +94,9 @@ def women_men_ratio(
     return float(np.mean(above[same == "F"])) / fmr_m if fmr_m else float("nan")
 
 
-def _parity_distance(ratio: float) -> float:
-    return abs(float(np.log(ratio))) if np.isfinite(ratio) and ratio > 0 else float("inf")
+def _parity_distance(ratio: float | None) -> float:
+    """|log ratio|; a ratio that could not be measured (None, 0) is never chosen."""
+    return abs(float(np.log(ratio))) if ratio else float("inf")
 
 
 def sweep(
@@ -109,11 +111,11 @@ def sweep(
         row: dict[str, Any] = {"blend": blend}
         for label, fit_on in (("a", population.half), ("b", ~population.half)):
             centres = fit_centres(population, blend, fit_on)
-            row[f"ratio_{label}_where_fitted"] = women_men_ratio(
-                population, centres, weights, fit_on, target_fmr
+            row[f"ratio_{label}_where_fitted"] = finite(
+                women_men_ratio(population, centres, weights, fit_on, target_fmr)
             )
-            row[f"ratio_{label}_other_half"] = women_men_ratio(
-                population, centres, weights, ~fit_on, target_fmr
+            row[f"ratio_{label}_other_half"] = finite(
+                women_men_ratio(population, centres, weights, ~fit_on, target_fmr)
             )
         rows.append(row)
     chosen = {
