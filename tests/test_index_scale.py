@@ -12,8 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
-from facelead.index import FlatIndex, load_or_rebuild, scan_setup
-from facelead.index import flat as flat_module
+from facelead.index import FlatIndex, flat_scan, load_or_rebuild, scan_setup
 from facelead.index.scan_setup import Hit
 
 MODEL = "fusion-v1"
@@ -80,7 +79,7 @@ def test_property_exact_with_bitmap_matches_brute_force(
     index = FlatIndex(MODEL, 1, vectors, pids, sids, deleted=deleted, threads=threads)
     q = vectors[rng.integers(0, n)] if rng.random() < 0.5 else _clustered(rng, 1, d, 1)[0][0]
     want = _reference(vectors, pids, sids, q, k, deleted)
-    with mock.patch.object(flat_module, "SMALL_SCAN", 0):  # several threads, several pieces
+    with mock.patch.object(flat_scan, "SMALL_SCAN", 0):  # several threads, several pieces
         assert _pairs(index.search(q, k)) == want
     assert _pairs(index.search_reference(q, k)) == want
 
@@ -96,8 +95,8 @@ def test_int8_bound_covers_every_row() -> None:
 
 
 def test_threads_give_the_same_answer(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(flat_module, "SCAN_ROWS", 64)
-    monkeypatch.setattr(flat_module, "SMALL_SCAN", 0)  # threads and pieces even when small
+    monkeypatch.setattr(flat_scan, "SCAN_ROWS", 64)
+    monkeypatch.setattr(flat_scan, "SMALL_SCAN", 0)  # threads and pieces even when small
     rng = np.random.default_rng(9)
     vectors, sids = _clustered(rng, 5000, 32, 700)
     index = FlatIndex(MODEL, 1, vectors, np.arange(1, 5001), sids)
@@ -201,10 +200,10 @@ def test_property_fast_path_and_fallbacks_match_brute_force(
     index = FlatIndex(MODEL, 1, vectors, pids, sids, deleted=deleted, threads=threads)
     q = _clustered(rng, 1, 16, 1)[0][0]
     with (
-        mock.patch.object(flat_module, "MAX_HEAP", heap_cap),
+        mock.patch.object(flat_scan, "MAX_HEAP", heap_cap),
         mock.patch.object(scan_setup, "CANDIDATES", candidates),
-        mock.patch.object(flat_module, "SCAN_ROWS", 8),
-        mock.patch.object(flat_module, "SMALL_SCAN", 0 if threads > 1 else 32_768),
+        mock.patch.object(flat_scan, "SCAN_ROWS", 8),
+        mock.patch.object(flat_scan, "SMALL_SCAN", 0 if threads > 1 else 32_768),
     ):
         got = _pairs(index.search(q, k))
     assert got == _reference(vectors, pids, sids, q, k, deleted)
