@@ -13,7 +13,9 @@ from hypothesis.extra.numpy import arrays
 
 from facelead.biometrics.centre import (
     CENTRE_LFW_V1,
+    CENTRE_LFW_V2,
     CentreFile,
+    centre_metadata,
     centred,
     centred_rows,
     load_centres,
@@ -29,14 +31,16 @@ from facelead.eval.cache import TemplateCache
 from facelead.eval.templates import extract
 
 
-def test_shipped_centre_is_pinned_and_serves_the_default_members() -> None:
-    centres = load_centres(CENTRE_LFW_V1)
+@pytest.mark.parametrize("file", [CENTRE_LFW_V1, CENTRE_LFW_V2])
+def test_shipped_centres_are_pinned_and_serve_the_default_members(file: CentreFile) -> None:
+    centres = load_centres(file)
     assert {n: v.shape for n, v in centres.items()} == {
         "sface-flip": (128,),
         "facenet-v2": (512,),
     }
     for vector in centres.values():
         assert np.all(np.isfinite(vector)) and 0 < np.linalg.norm(vector) < 1
+    assert 0 <= centre_metadata(file)["blend"] <= 1.5
     members = [EMBEDDERS[name]() for name in model_config(Settings().model_id).names]
     assert all(isinstance(m, CentredEmbedder) for m in members)
 

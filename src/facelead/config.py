@@ -19,7 +19,7 @@ class Settings(BaseSettings):
 
     home: Path = Field(default=Path("./facelead-data"))
     database_url: str | None = None
-    model_id: str = "fusion-v4"
+    model_id: str = "fusion-v5"
     default_top_k: int = 20
     max_top_k: int = 50
     max_upload_bytes: int = 20 * 1024 * 1024

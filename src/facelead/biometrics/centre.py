@@ -49,7 +49,14 @@ CENTRE_LFW_V1 = CentreFile(
     "lfw-sexblend-v1",
     "7a05202b46d63e995c76cb13a1ff3ac126813223ac5124dd5238e267ba043ff5",
 )
-"""Fitted on LFW's sex-labelled people (one photo each) for sface-flip and facenet-v2."""
+"""Fitted on LFW's sex-labelled people (one photo each) for sface-flip and facenet-v2,
+with the blend chosen for fusion-v4's weights (0.7 / 0.3)."""
+
+CENTRE_LFW_V2 = CentreFile(
+    "lfw-sexblend-v2",
+    "a03d6a0c484c7314612c0e2c6c8fa2208cc8ebe3bbd1adbb458dfce2db0782d0",
+)
+"""As v1, with the blend chosen for fusion-v5's cross-validated weights (0.8 / 0.2)."""
 
 
 @cache

@@ -15,7 +15,13 @@ import cv2
 import numpy as np
 
 from facelead.biometrics.align import arcface_crop, box_crop, dlib_detector_box, margin_crop
-from facelead.biometrics.centre import CENTRE_LFW_V1, CentreFile, centred, load_centres
+from facelead.biometrics.centre import (
+    CENTRE_LFW_V1,
+    CENTRE_LFW_V2,
+    CentreFile,
+    centred,
+    load_centres,
+)
 from facelead.biometrics.types import Face, RGBImage, Vector
 from facelead.biometrics.weights import (
     DLIB_RESNET,
@@ -260,4 +266,6 @@ EMBEDDERS: dict[str, Callable[[], Embedder]] = {
     "dlib-v2": DlibV2Embedder,
     "sface-flip-c1": lambda: CentredEmbedder(SFaceFlipEmbedder(), CENTRE_LFW_V1, "sface-flip-c1"),
     "facenet-v2-c1": lambda: CentredEmbedder(FaceNetV2Embedder(), CENTRE_LFW_V1, "facenet-v2-c1"),
+    "sface-flip-c2": lambda: CentredEmbedder(SFaceFlipEmbedder(), CENTRE_LFW_V2, "sface-flip-c2"),
+    "facenet-v2-c2": lambda: CentredEmbedder(FaceNetV2Embedder(), CENTRE_LFW_V2, "facenet-v2-c2"),
 }

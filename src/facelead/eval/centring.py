@@ -171,15 +171,17 @@ def run_centre(
 
 
 def uncentred(config: FusionConfig) -> FusionConfig | None:
-    """The registered model with *config*'s weights on the base members (fusion-v4 ->
-    fusion-v3): the *before* of the centring. None if *config* has no centred member."""
+    """*config*'s weights on the base members: the *before* of the centring (fusion-v4 ->
+    the registered fusion-v3; otherwise an unregistered ``<id>-uncentred`` for the report).
+    None if *config* has a member without a centre."""
     members = []
     for name, weight in config.members:
         embedder = EMBEDDERS[name]()
         if not isinstance(embedder, CentredEmbedder):
             return None
         members.append((embedder.base.name, weight))
-    return next((c for c in MODEL_CONFIGS.values() if list(c.members) == members), None)
+    registered = (c for c in MODEL_CONFIGS.values() if list(c.members) == members)
+    return next(registered, FusionConfig(f"{config.model_id}-uncentred", tuple(members)))
 
 
 def centre_file_of(config: FusionConfig) -> CentreFile:

@@ -64,10 +64,9 @@ def _default_note(report: Json) -> str:
         else ""
     )
     return (
-        f"- {centred}The default's fusion weights are themselves a fairness choice (the "
-        "fairest weights within 0.2 points of the accuracy-only fusion's FNIR at rank 1; "
-        "`biometrics/fusion.py`). Mitigations 1 and 2, measured on top of the default, are "
-        "not switched on; the cohort normaliser is not wired into search."
+        f"- {centred}Mitigations 1 and 2, measured on top of the default, are not switched "
+        "on; the cohort normaliser is not wired into search. How the default's members and "
+        "weights were chosen: `biometrics/fusion.py` and [accuracy.md](accuracy.md)."
     )
 
 

@@ -71,6 +71,9 @@ ALIGNMENT: dict[str, str] = {
     "facenet-v2-c1": "`facenet-v2`, then measured from the shipped centre `lfw-sexblend-v1` "
     "(as FaceNet's authors subtract the mean embedding on LFW; here the centre is a "
     "blend of the women's and men's means chosen for equal false match rates).",
+    "sface-flip-c2": "`sface-flip`, then measured from the shipped centre `lfw-sexblend-v2` "
+    "(the blend chosen for fusion-v5's weights; docs/fairness.md mitigation 3).",
+    "facenet-v2-c2": "`facenet-v2`, then measured from the shipped centre `lfw-sexblend-v2`.",
 }
 """How each embedder crops and post-processes a face (see biometrics/embed.py, align.py)."""
 

@@ -129,13 +129,15 @@ def default_choice(report: Mapping[str, Any]) -> list[str]:
     return [
         "",
         f"The default, **{default}** ({_members(report['models'][default])}), is **not** the "
-        "accuracy-only pick above. Its weights were chosen under the fairness rule of issue 9 "
-        "([fairness.md](fairness.md)): among fusion weights whose FNIR at rank 1 is at most "
-        "0.2 points worse, the one with the lowest women/men false match rate ratio. A member "
-        "whose name ends in `-c1` is measured from a shipped template centre that brings that "
-        "ratio near parity (fairness.md, mitigation 3). FaceLead returns ranked candidate "
-        "lists for human review, never a thresholded yes/no, so rank accuracy is the guard; "
-        "the 1:1 and low-FPIR figures of every choice are in the table above.",
+        "accuracy-only pick above, which relies on dlib: dlib's pass over a photo costs more "
+        "than the other two members together and it was the least fair member "
+        "([fairness.md](fairness.md)). A member whose name ends in `-c1` or `-c2` is measured "
+        "from a shipped template centre that brings the women/men false match rate ratio "
+        "near parity (fairness.md, mitigation 3). The weights of the centred SFace and FaceNet "
+        "members were chosen by the same cross-validated 1:N procedure on a pool of those two "
+        "alone (`facelead eval lfw --model fusion-v5 --pool sface-flip-c2 --pool "
+        "facenet-v2-c2 --json bench/results/accuracy-lfw-centred.json`); FaceLead returns "
+        "ranked candidate lists for human review, never a thresholded yes/no.",
     ]
 
 
