@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from facelead.eval.cache import TemplateCache
-from facelead.eval.lfw import run_lfw
+from facelead.eval.lfw import default_pool, run_lfw
 from facelead.eval.protocol import read_lfw_images
 
 
@@ -56,3 +56,11 @@ def test_lfw_runner_on_a_miniature_lfw(lfw_dir: Path, tmp_path: Path) -> None:
     again = run_lfw(root, "sface-v1", cache, workers=1, pool=("sface",), select=False)
     assert again.as_dict()["counts"]["templates_computed"] == 0
     assert again.as_dict()["fnir_rank1"] == body["fnir_rank1"]
+
+
+def test_a_plain_run_extracts_only_the_models_own_members() -> None:
+    """The runtime goal: a first `facelead eval lfw` embeds every photo once per member of
+    the model (a centred member through its base), not with every model of the docs."""
+    assert default_pool("fusion-v5") == ("sface-flip", "facenet-v2")
+    assert default_pool("fusion-v2") == ("sface-flip", "dlib-v2")
+    assert default_pool("sface-v1") == ("sface",)

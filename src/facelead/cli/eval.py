@@ -53,6 +53,17 @@ PoolOption = Annotated[
     ),
 ]
 
+LfwPoolOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--pool",
+        help="Single embedders to measure beside --model, and the ones the fusion search may "
+        "combine (repeatable; default: the model's own members, without their centres). Each "
+        "one not in the cache means a pass over all photos; the full comparison of the docs "
+        "adds dlib-v2 (about 25 more minutes on 2 cores).",
+    ),
+]
+
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -143,12 +154,12 @@ def lfw(
         bool,
         typer.Option("--select/--no-select", help="Run the cross-validated fusion weight search."),
     ] = True,
-    pool: PoolOption = None,
+    pool: LfwPoolOption = None,
     workers: WorkersOption = 2,
 ) -> None:
     """LFW 10-fold 1:1 verification and NIST-style 1:N, per model and fused."""
     from facelead.eval.calibration import write_calibration
-    from facelead.eval.lfw import FUSION_POOL, run_lfw
+    from facelead.eval.lfw import default_pool, run_lfw
     from facelead.eval.report import write_report
 
     model_id = model or Settings().model_id
@@ -161,7 +172,7 @@ def lfw(
             workers,
             bar,
             select,
-            tuple(pool) if pool else FUSION_POOL,
+            tuple(pool) if pool else default_pool(model_id),
         )
     )
     body = {"command": " ".join(["facelead", *sys.argv[1:]]), **result.as_dict()}
