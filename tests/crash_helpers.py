@@ -161,9 +161,35 @@ def kill_run(target: Target, point: KillPoint, *, poll_s: float) -> int:
         time.sleep(point.delay)
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+            kill_group(proc)
         proc.wait()
     return proc.returncode
+
+
+def _group_alive(pgid: int) -> bool:
+    """Any process of the group still running (zombies excluded: they write nothing)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended while we looked
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+def kill_group(proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
+    """SIGKILL a run's whole process group and wait until none of it runs any more.
+
+    Waiting for the parent is not enough: a worker process dies a moment later, and a
+    commit it had under way can still land in between, so a test reading the database
+    right after ``proc.wait()`` could see a state that then changes.
+    """
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + timeout_s
+    while _group_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def check_consistent(home: Path, records: str, auditor: str) -> Ran:

@@ -190,6 +190,7 @@ COMMANDS: dict[tuple[str, ...], Entry] = {
 NO_ACTOR: dict[tuple[str, ...], str] = {
     ("init",): "the installer: creates the schema and the first admin, nobody to log in yet",
     ("serve",): "starts the server; each request authenticates itself",
+    ("eval", "centre"): "fits a template centre on a labelled benchmark; reads no FaceLead data",
     ("eval", "demographics"): "differentials on a labelled benchmark; reads no FaceLead data",
     ("eval", "folder"): "accuracy on the operator's own labelled files; reads no FaceLead data",
     ("eval", "lfw"): "accuracy on a public benchmark; reads no FaceLead data",

@@ -6,7 +6,6 @@ import csv
 import datetime as dt
 import hashlib
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from facelead.store.audit_models import AuditEvent
 from facelead.store.images import IMAGE_KEY_FILE, ImageStore, load_or_create_image_key
 from facelead.store.lifecycle_models import ImportItem
 from tests.conftest import MEDS_NAME, Installed, audit_actor, make_services, provision_token
+from tests.crash_helpers import kill_group
 from tests.test_import_nist import face_of
 
 FACELEAD = Path(sys.executable).parent / "facelead"
@@ -252,8 +252,7 @@ def test_sigkill_midway_then_rerun_equals_an_uninterrupted_import(
             assert proc.poll() is None, "import ended before it could be killed"
             time.sleep(0.05)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        kill_group(proc)
     interrupted = status_counts(killed)
     assert interrupted.get("pending", 0) > 0, interrupted  # really killed midway
 
