@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from facelead.biometrics.embed import EMBEDDERS, CentredEmbedder, Embedder
 from facelead.biometrics.fusion import model_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,25 +35,35 @@ def _load_cache(folder: Path) -> dict[str, NDArray[np.float32]]:
     return out
 
 
-def member_folders(model_id: str) -> list[tuple[Path, float]]:
-    """The eval cache folder of each member embedder of ``model_id`` and its weight.
+def member_folders(model_id: str) -> list[tuple[Path, float, Embedder]]:
+    """The eval cache folder of each member of ``model_id``, its weight and its embedder.
 
     Folders are named ``emb@<embedder>@<version>+<face policy>``; the newest one of
-    each embedder is taken (the running evaluation writes the current version)."""
+    each embedder is taken (the running evaluation writes the current version). A
+    centred member has no folder of its own: its base model's is read and centred."""
     out = []
     for name, weight in model_config(model_id).members:
-        found = sorted(CACHE.glob(f"emb@{name}@*"), key=lambda p: p.stat().st_mtime)
+        embedder = EMBEDDERS[name]()
+        base = embedder.base.name if isinstance(embedder, CentredEmbedder) else name
+        found = sorted(CACHE.glob(f"emb@{base}@*"), key=lambda p: p.stat().st_mtime)
         if not found:
-            raise SystemExit(f"no cached {name} templates under {CACHE}: run facelead eval lfw")
-        out.append((found[-1], weight))
+            raise SystemExit(f"no cached {base} templates under {CACHE}: run facelead eval lfw")
+        out.append((found[-1], weight, embedder))
     return out
 
 
+def _member_vector(vector: NDArray[np.float32], embedder: Embedder) -> NDArray[np.float32]:
+    if isinstance(embedder, CentredEmbedder):
+        return embedder.derive(vector)
+    return vector / max(float(np.linalg.norm(vector)), 1e-12)
+
+
 def real_templates(model_id: str) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-    """Fused LFW templates of ``model_id`` (each member L2-normalised, scaled by the square
-    root of its weight, as biometrics/fusion.py fuses) and identity numbers."""
+    """Fused LFW templates of ``model_id`` (each member L2-normalised, or centred, and
+    scaled by the square root of its weight, as biometrics/fusion.py fuses) and identity
+    numbers."""
     members = member_folders(model_id)
-    caches = [_load_cache(folder) for folder, _ in members]
+    caches = [_load_cache(folder) for folder, _, _ in members]
     common = set(caches[0]).intersection(*caches[1:])
     vectors, labels = [], []
     names: dict[str, int] = {}
@@ -62,8 +73,8 @@ def real_templates(model_id: str) -> tuple[NDArray[np.float32], NDArray[np.int64
             if sha not in common:
                 continue
             parts = [
-                np.sqrt(w) * c[sha] / max(float(np.linalg.norm(c[sha])), 1e-12)
-                for c, (_, w) in zip(caches, members, strict=True)
+                np.sqrt(w) * _member_vector(c[sha], embedder)
+                for c, (_, w, embedder) in zip(caches, members, strict=True)
             ]
             vectors.append(np.concatenate(parts))
             labels.append(names.setdefault(row["identity"], len(names)))
