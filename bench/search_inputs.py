@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from facelead.biometrics.embed import EMBEDDERS, CentredEmbedder, Embedder
+from facelead.biometrics.embed import EMBEDDERS, CentredEmbedder, Embedder, base_member
 from facelead.biometrics.fusion import model_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,12 +43,11 @@ def member_folders(model_id: str) -> list[tuple[Path, float, Embedder]]:
     centred member has no folder of its own: its base model's is read and centred."""
     out = []
     for name, weight in model_config(model_id).members:
-        embedder = EMBEDDERS[name]()
-        base = embedder.base.name if isinstance(embedder, CentredEmbedder) else name
+        base = base_member(name)
         found = sorted(CACHE.glob(f"emb@{base}@*"), key=lambda p: p.stat().st_mtime)
         if not found:
             raise SystemExit(f"no cached {base} templates under {CACHE}: run facelead eval lfw")
-        out.append((found[-1], weight, embedder))
+        out.append((found[-1], weight, EMBEDDERS[name]()))
     return out
 
 

@@ -269,3 +269,10 @@ EMBEDDERS: dict[str, Callable[[], Embedder]] = {
     "sface-flip-c2": lambda: CentredEmbedder(SFaceFlipEmbedder(), CENTRE_LFW_V2, "sface-flip-c2"),
     "facenet-v2-c2": lambda: CentredEmbedder(FaceNetV2Embedder(), CENTRE_LFW_V2, "facenet-v2-c2"),
 }
+
+
+def base_member(name: str) -> str:
+    """The embedder that computes member *name*'s vectors from a photo: a centred member's
+    base model, any other member itself. What an evaluation extracts and caches."""
+    embedder = EMBEDDERS[name]()
+    return embedder.base.name if isinstance(embedder, CentredEmbedder) else name

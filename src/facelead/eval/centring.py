@@ -127,14 +127,10 @@ def sweep(
 
 def member_bases(model_id: str) -> dict[str, float]:
     """Base embedder name -> weight, for a model whose members are centred embedders."""
-    config = model_config(model_id)
-    bases: dict[str, float] = {}
-    for name, weight in config.members:
-        embedder = EMBEDDERS[name]()
-        if not isinstance(embedder, CentredEmbedder):
-            raise InputError(f"{model_id}: member {name} has no centre", code="not_centred")
-        bases[embedder.base.name] = weight
-    return bases
+    parent = uncentred(model_config(model_id))
+    if parent is None:
+        raise InputError(f"{model_id}: a member has no centre", code="not_centred")
+    return dict(parent.members)
 
 
 def run_centre(

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from facelead.biometrics.embed import EMBEDDERS, CentredEmbedder
+from facelead.biometrics.embed import EMBEDDERS, base_member
 from facelead.biometrics.fusion import MODEL_CONFIGS, FusionConfig, model_config
 from facelead.errors import InputError
 from facelead.eval import fusion_search, metrics
@@ -63,11 +63,7 @@ def default_pool(model_id: str) -> tuple[str, ...]:
     """The model's own members, a centred one as its base model: what a plain
     ``facelead eval lfw`` extracts, so a first run embeds every photo once per member
     (about 15 minutes on 2 cores for fusion-v5) instead of also running dlib."""
-    names = []
-    for name in model_config(model_id).names:
-        embedder = EMBEDDERS[name]()
-        names.append(embedder.base.name if isinstance(embedder, CentredEmbedder) else name)
-    return tuple(dict.fromkeys(names))
+    return tuple(dict.fromkeys(base_member(name) for name in model_config(model_id).names))
 
 
 @dataclass
