@@ -113,7 +113,13 @@ class SFaceFlipEmbedder(SFaceEmbedder):
 
 
 class FaceNetEmbedder(_LazyModel):
-    """FaceNet Inception-ResNet-v1 (VGGFace2, 20180402): 512-d, 160 px margin crop."""
+    """FaceNet Inception-ResNet-v1 (CASIA-WebFace, 20180408-102900): 512-d, 160 px crop.
+
+    The version strings below say 20180402-114759 (the VGGFace2 checkpoint): that
+    was a wrong reading of the package, whose README names 20180408-102900. They
+    are kept because a version string is the identity of every stored template
+    and cached vector; renaming it would orphan them without changing a number.
+    """
 
     name = "facenet"
     version = "20180402-114759"
@@ -148,9 +154,9 @@ class FaceNetEmbedder(_LazyModel):
 
 
 class FaceNetV2Embedder(FaceNetEmbedder):
-    """FaceNet as its authors trained and validated the 20180402 model.
+    """FaceNet as its authors trained and validated their 2018 models.
 
-    * Fixed standardisation (x - 127.5) / 128: the 20180402 models were trained
+    * Fixed standardisation (x - 127.5) / 128: the 2018 models were trained
       with it (``--use_fixed_image_standardization``), not with prewhitening.
     * MTCNN-style crop (:func:`~facelead.biometrics.align.box_crop`): the face box
       grown by 27% of its width, resized to 160 x 160 *without* keeping the aspect

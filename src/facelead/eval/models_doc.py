@@ -35,9 +35,10 @@ PUBLISHED: dict[str, Published] = {
     "graph_final.pb": Published(
         "Inception-ResNet-v1, 512-d (davidsandberg/facenet, frozen for OpenCV DNN by the "
         "package author)",
-        "VGGFace2 (about 3.3 M images of 9,131 people) if, as recorded in weights.py, this "
-        "is checkpoint 20180402-114759; the package itself does not name its checkpoint",
-        "LFW 99.65% for 20180402-114759 (davidsandberg/facenet README; MTCNN crops, flipped "
+        "CASIA-WebFace (about 0.45 M images of 10,575 people): the package's README says "
+        "it holds checkpoint 20180408-102900, not the VGGFace2 one (20180402-114759) that "
+        "earlier versions of this page named",
+        "LFW 99.05% for 20180408-102900 (davidsandberg/facenet README; MTCNN crops, flipped "
         "images, fixed standardisation, mean embedding subtracted)",
     ),
     "dlib_face_recognition_resnet_model_v1.dat": Published(
