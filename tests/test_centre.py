@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,19 @@ def test_written_centre_file_round_trips_with_its_digest(tmp_path: Path) -> None
     digest = write_centres(tmp_path / "c.npz", vectors, {"blend": 0.9})
     loaded = load_centres(CentreFile("c", digest, tmp_path))
     np.testing.assert_array_equal(loaded["sface-flip"], vectors["sface-flip"])
+
+
+def test_refitting_the_same_centre_gives_the_same_digest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pinned digest must follow the numbers only, not the time they were written."""
+    vectors = {"sface-flip": np.full(4, 0.25, np.float32), "facenet-v2": np.ones(3, np.float32)}
+    first = write_centres(tmp_path / "a.npz", vectors, {"blend": 1.0})
+    monkeypatch.setattr(time, "time", lambda: 2_000_000_000.0)  # 2033: another zip date
+    second = write_centres(tmp_path / "b.npz", dict(reversed(vectors.items())), {"blend": 1.0})
+    assert first == second
+    changed = write_centres(tmp_path / "c.npz", vectors, {"blend": 0.9})
+    assert changed != first
 
 
 def test_centring_moves_the_origin_then_normalises() -> None:

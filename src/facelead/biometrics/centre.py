@@ -18,6 +18,8 @@ its SHA-256 equals the value pinned here; a new centre means a new model id.
 
 from __future__ import annotations
 
+import io
+import zipfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -30,6 +32,8 @@ from facelead.biometrics.weights import sha256_file
 from facelead.errors import ModelIntegrityError
 
 CENTRES_DIR = Path(__file__).parent / "centres"
+FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+"""Date of every entry of a written centre file (the earliest a zip can hold)."""
 
 
 @dataclass(frozen=True)
@@ -103,14 +107,22 @@ def centred_rows(matrix: NDArray[np.float32], centre: NDArray[np.float32]) -> ND
 def write_centres(
     path: Path, centres: dict[str, NDArray[np.floating]], metadata: dict[str, float]
 ) -> str:
-    """Write a centre file and return its SHA-256 (to pin in :data:`CENTRE_LFW_V1`)."""
+    """Write a centre file and return its SHA-256 (to pin in :data:`CENTRE_LFW_V1`).
+
+    The bytes depend on the arrays alone: ``np.savez`` stamps each zip entry with the
+    time of writing, so refitting the very same centre gave a new digest and so, by the
+    pinning rule, a new model id. Entries here carry a fixed date and a fixed order.
+    """
     arrays: dict[str, Any] = {
         f"centre/{name}": np.asarray(vector, dtype=np.float32) for name, vector in centres.items()
     }
     arrays |= {f"meta/{key}": np.asarray(v, dtype=np.float64) for key, v in metadata.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as handle:
-        np.savez(handle, **arrays)
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
+        for key in sorted(arrays):
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, arrays[key], allow_pickle=False)
+            archive.writestr(zipfile.ZipInfo(f"{key}.npy", FIXED_ZIP_TIME), buffer.getvalue())
     tmp.replace(path)
     return sha256_file(path)
