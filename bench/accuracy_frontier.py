@@ -35,14 +35,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facelead.biometrics.centre import centred_rows
-from facelead.biometrics.embed import EMBEDDERS
 from facelead.eval import fusion_search
 from facelead.eval.cache import DEFAULT_CACHE, TemplateCache
-from facelead.eval.centring import SPLIT_SEED, Population, fit_centres, women_men_ratio
-from facelead.eval.demographics import build_subjects, read_labels
-from facelead.eval.protocol import read_lfw_images, read_pairs
+from facelead.eval.centring import fit_centres, lfw_population, women_men_ratio
+from facelead.eval.protocol import read_pairs
 from facelead.eval.scores import TemplateIndex
-from facelead.eval.templates import DetectionPolicy, extract
 
 ROOT = Path(__file__).resolve().parent.parent
 MEMBERS = ("sface-flip", "dlib-v2")
@@ -93,19 +90,15 @@ def setting(
 
 def load(root: Path, cache: TemplateCache) -> dict[str, Any]:
     pairs = read_pairs(root)
-    images = read_lfw_images(root)
-    paths = sorted({p for photos in images.values() for p in photos})
-    templates = extract(paths, [EMBEDDERS[n]() for n in MEMBERS], cache, DetectionPolicy(), 2, None)
+    templates, population = lfw_population(root, MEMBERS, cache)
     index = TemplateIndex.of(templates)
-    subjects, _ = build_subjects(images, read_labels(root), index)
-    population = Population.of(templates, subjects, list(MEMBERS), SPLIT_SEED)
     return {
         "vectors": {name: templates.matrix(name)[0] for name in MEMBERS},
         "rows": (index.rows([p.first for p in pairs]), index.rows([p.second for p in pairs])),
         "mated": np.array([p.mated for p in pairs], dtype=bool),
         "fold": np.array([p.fold for p in pairs], dtype=np.int64),
         "population": population,
-        "everyone": np.ones(len(subjects.names), dtype=bool),
+        "everyone": np.ones(population.sex.size, dtype=bool),
     }
 
 

@@ -133,6 +133,24 @@ def member_bases(model_id: str) -> dict[str, float]:
     return dict(parent.members)
 
 
+def lfw_population(
+    root: Path,
+    names: Sequence[str],
+    cache: TemplateCache,
+    workers: int = 2,
+    progress: Progress | None = None,
+) -> tuple[Templates, Population]:
+    """Every LFW photo's templates under the embedders *names* (through the cache), and
+    the sex-labelled people's reference templates with the seeded halves."""
+    labels = read_labels(root)  # refuse a folder without labels before any long work
+    images = read_lfw_images(root)
+    paths = sorted(p for photos in images.values() for p in photos)
+    embedders = [EMBEDDERS[name]() for name in names]
+    templates = extract(paths, embedders, cache, DetectionPolicy(), workers, progress)
+    subjects, _ = build_subjects(images, labels, TemplateIndex.of(templates))
+    return templates, Population.of(templates, subjects, names, SPLIT_SEED)
+
+
 def run_centre(
     root: Path,
     model_id: str,
@@ -144,17 +162,11 @@ def run_centre(
     target_fmr: float = 1e-3,
 ) -> dict[str, Any]:
     """Sweep the blend on LFW's labelled people, then write the centre file to *out*."""
-    labels = read_labels(root)
-    images = read_lfw_images(root)
     weights = member_bases(model_id)
-    paths = sorted(p for photos in images.values() for p in photos)
-    embedders = [EMBEDDERS[name]() for name in weights]
-    templates = extract(paths, embedders, cache, DetectionPolicy(), workers, progress)
-    subjects, _ = build_subjects(images, labels, TemplateIndex.of(templates))
-    population = Population.of(templates, subjects, list(weights), SPLIT_SEED)
+    _, population = lfw_population(root, list(weights), cache, workers, progress)
     body = sweep(population, weights, target_fmr)
     chosen = body["chosen"]["a"] if blend is None else blend
-    everyone = np.ones(len(subjects.names), dtype=bool)
+    everyone = np.ones(population.sex.size, dtype=bool)
     centres = fit_centres(population, chosen, everyone)
     meta = {
         "blend": chosen,
